@@ -25,10 +25,10 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(BIN)/lstm-ray tune configs/quickstart.yaml
+	scripts/loopback-only $(BIN)/lstm-ray tune configs/quickstart.yaml
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	scripts/loopback-only $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) lstm-ray-results mlflow.db mlartifacts
