@@ -110,9 +110,7 @@ def load_builtin(name: str) -> pa.Table:
     dataset = _lookup(name)
     ref = resources.files("lstm_ray.data").joinpath("sets", dataset.file)
     with ref.open("rb") as stream:
-        return pacsv.read_csv(
-            stream, convert_options=pacsv.ConvertOptions(column_types=_column_types(dataset))
-        )
+        return pacsv.read_csv(stream, convert_options=pacsv.ConvertOptions(column_types=_column_types(dataset)))
 
 
 def describe_builtin() -> list[dict[str, object]]:

@@ -1,45 +1,80 @@
-"""From `data:` config to model-ready windows: read, pick columns, clean, split, scale, window.
+"""From `data:` config to model-ready arrays: read, arrange, split, encode, fill, scale, window or pad, fold.
 
-    data = prepare_dataset(cfg.data, settings=[WindowSetting(52, 1, 1)])
-    data.windows(WindowSetting(52, 1, 1))["train"].x.shape  # (windows, 52, features)
+    data = prepare_dataset(cfg.data, settings=window_settings(cfg))
+    data.windows(setting)["train"]            # Windows(x, y) (forecast) or Windows(x, y, lengths) (classify)
+    data.folds(setting)[k]["val"]             # with data.validation: cv; scaled by fold k's own scaler
+    data.inverse_targets(y, fold=k)           # forecast targets back on the original scale
 
-Runs once on the driver; the result goes to the Ray object store and trials read it zero-copy.
+Runs once on the driver; windows of every setting and every fold are built here, so trials share them
+through the Ray object store instead of rebuilding them.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lstm_ray.config import WINDOW_KEYS, DataConfig, ExperimentConfig
+from lstm_ray.data import splits
+from lstm_ray.data.features import EncodedRows, FeatureSpec, encode_rows, fit_vocabularies
+from lstm_ray.data.layout import Rows, RowSpec, arrange_rows
 from lstm_ray.data.preprocess import Scaler, fill_missing
 from lstm_ray.data.sources import BUILTIN_PREFIX, read_table
 from lstm_ray.data.windows import (
     SPLITS,
     Windows,
     WindowSetting,
-    check_enough_rows,
-    make_windows,
-    split_bounds,
+    forecast_windows,
+    padded_sequences,
+    split_runs,
 )
 from lstm_ray.errors import DataError
+
+__all__ = ["PreparedData", "prepare_dataset", "resolve_columns", "window_settings"]
+
+
+@dataclass
+class Scaled:
+    """Rows filled and scaled by a scaler fitted on one set of training rows (the holdout's or a fold's)."""
+
+    values: np.ndarray  # rows x columns float32; missing inputs are 0 (the training centre)
+    scaler: Scaler
+    target_ok: np.ndarray  # per row: every forecast target was observed (False only with missing: mask)
 
 
 @dataclass
 class PreparedData:
-    """Scaled rows, their split, and the windows of every window setting a sweep can ask for."""
+    """Encoded rows, their splits and folds, and the windows (or sequences) of every setting a sweep uses."""
 
-    columns: list[str]  # columns of `values`, in order
+    task: str  # forecast | classify
+    columns: list[str]  # columns of `values`, in order; inputs first
     input_index: list[int]  # which columns the model reads
-    target_index: list[int]  # which columns it predicts
-    values: np.ndarray  # rows x columns, scaled, float32
-    bounds: dict[str, tuple[int, int]]
-    scaler: Scaler
+    target_index: list[int]  # which columns it predicts (forecast; empty for classify)
+    offsets: np.ndarray  # row ranges of the series (forecast) or sequences (classify)
+    codes: np.ndarray  # split code per row (forecast) or per sequence (classify): 0 train, 1 val, 2 test
+    holdout: Scaled
+    row_spec: RowSpec
+    feature_spec: FeatureSpec
+    embeddings: dict[str, int]  # input column -> number of codes, for categorical_encoding: index
+    labels: np.ndarray | None = None  # classify: class id per sequence
+    class_names: list[Any] = field(default_factory=list)  # classify: the label of each class id
+    fold_codes: list[np.ndarray] = field(default_factory=list)  # cv: per fold, 0 train, 1 val, -1 unused
+    fold_scaled: list[Scaled] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # gaps, dropped rows, class balance: the data report
     by_setting: dict[WindowSetting, dict[str, Windows]] = field(default_factory=dict)
+    folds_by_setting: dict[WindowSetting, list[dict[str, Windows]]] = field(default_factory=dict)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.holdout.values
+
+    @property
+    def scaler(self) -> Scaler:
+        return self.holdout.scaler
 
     @property
     def input_columns(self) -> list[str]:
@@ -49,58 +84,246 @@ class PreparedData:
     def target_columns(self) -> list[str]:
         return [self.columns[i] for i in self.target_index]
 
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def max_length(self) -> int:
+        """The longest sequence (classify); every padded x has this many steps."""
+        return int(np.diff(self.offsets).max())
+
     def windows(self, setting: WindowSetting) -> dict[str, Windows]:
+        """{"train", "val", "test"} -> Windows for `setting` (ignored by classify: whole sequences)."""
+        setting = self._key(setting)
         if setting not in self.by_setting:
             self.add_setting(setting)
         return self.by_setting[setting]
 
+    def folds(self, setting: WindowSetting) -> list[dict[str, Windows]]:
+        """With data.validation: cv, one {"train", "val"} per fold, each scaled by its own training rows."""
+        setting = self._key(setting)
+        if setting not in self.folds_by_setting:
+            self.add_setting(setting)
+        return self.folds_by_setting[setting]
+
     def add_setting(self, setting: WindowSetting) -> None:
-        check_enough_rows(len(self.values), self.bounds, setting)
+        """Build the windows (and folds) of `setting` now. Raises DataError when a split gets no window."""
+        setting = self._key(setting)
         self.by_setting[setting] = {
-            split: make_windows(self.values, self.input_index, self.target_index, self.bounds[split], setting)
-            for split in SPLITS
+            split: self._cut(self.holdout, self.codes, code, setting) for code, split in enumerate(SPLITS)
+        }
+        self.folds_by_setting[setting] = [
+            {split: self._cut(scaled, codes, code, setting, fold=k) for code, split in enumerate(SPLITS[:2])}
+            for k, (codes, scaled) in enumerate(zip(self.fold_codes, self.fold_scaled, strict=True))
+        ]
+
+    def inverse_targets(self, y: np.ndarray, fold: int | None = None) -> np.ndarray:
+        """Scaled forecast targets (..., targets) back on the original scale (of fold `fold`'s scaler)."""
+        scaler = self.scaler if fold is None else self.fold_scaled[fold].scaler
+        return scaler.inverse(y, self.target_index)
+
+    def class_counts(self) -> dict[str, list[int]]:
+        """Classify: sequences of each class id in each split."""
+        return {
+            split: np.bincount(self.labels[self.codes == code], minlength=self.n_classes).tolist()
+            for code, split in enumerate(SPLITS)
         }
 
-    def inverse_targets(self, y: np.ndarray) -> np.ndarray:
-        """Scaled targets (..., targets) back on the original scale."""
-        return self.scaler.inverse(y, self.target_index)
+    def split_sizes(self) -> dict[str, int]:
+        """Rows (forecast) or sequences (classify) in each split."""
+        return {split: int((self.codes == code).sum()) for code, split in enumerate(SPLITS)}
 
-    def preprocessing_state(self) -> dict:
-        """What inference needs to scale raw rows like training did (saved with checkpoints and models)."""
+    def report(self) -> list[str]:
+        """Lines describing the prepared data: split sizes, gaps, dropped rows, class balance."""
+        sizes = self.split_sizes()
+        unit = "sequences" if self.task == "classify" else "rows"
+        lines = [
+            f"{unit} train/val/test {sizes['train']}/{sizes['val']}/{sizes['test']}, "
+            f"{len(self.input_index)} inputs ({', '.join(self.input_columns[:8])}"
+            f"{', ...' if len(self.input_index) > 8 else ''})"
+        ]
+        if self.task == "forecast" and len(self.offsets) > 2:
+            lines.append(f"{len(self.offsets) - 1} series")
+        if self.fold_codes:
+            lines.append(f"{len(self.fold_codes)} cross-validation folds")
+        return lines + self.notes
+
+    def preprocessing_state(self) -> dict[str, Any]:
+        """Everything inference needs to turn raw rows into model inputs (see `lstm_ray.data.inference`);
+        plain JSON-ready data, saved with checkpoints and logged models."""
         return {
+            "task": self.task,
             "columns": self.columns,
             "inputs": self.input_columns,
-            "targets": self.target_columns,
+            "targets": self.target_columns if self.task == "forecast" else list(self.row_spec.targets),
             "scaler": self.scaler.state(),
+            "rows": asdict(self.row_spec),
+            "features": asdict(self.feature_spec),
+            "embeddings": self.embeddings,
+            "class_names": self.class_names,
+            "max_length": self.max_length if self.task == "classify" else None,
         }
+
+    def _key(self, setting: WindowSetting) -> WindowSetting:
+        return WindowSetting(0, 0, 0) if self.task == "classify" else setting
+
+    def _cut(self, scaled: Scaled, codes: np.ndarray, code: int, setting: WindowSetting, fold: int | None = None):
+        if self.task == "classify":
+            chosen = np.flatnonzero(codes == code)
+            sequences = [(int(self.offsets[i]), int(self.offsets[i + 1])) for i in chosen]
+            return padded_sequences(scaled.values, self.input_index, sequences, self.labels[chosen], self.max_length)
+        runs = split_runs(codes, self.offsets).get(code, [])
+        windows = forecast_windows(scaled.values, self.input_index, self.target_index, runs, setting, scaled.target_ok)
+        if len(windows) == 0:
+            where = SPLITS[code] + (f" part of fold {fold}" if fold is not None else " split")
+            key = "data.folds" if fold is not None else "data.lookback"
+            raise DataError(
+                key,
+                f"the {where} has no window for lookback {setting.lookback} + horizon {setting.horizon}; "
+                f"lower data.lookback or data.horizon{', or data.folds' if fold is not None else ''}, "
+                "or use a longer series",
+            )
+        return windows
 
 
 def prepare_dataset(cfg: DataConfig, settings: list[WindowSetting] | None = None) -> PreparedData:
-    """Read and prepare `cfg.source`; build windows for each of `settings` (default: the config's own)."""
+    """Read and prepare `cfg.source`; build windows (and folds) for each of `settings` (default: the config's).
+
+    Every statistic (vocabularies, scaler) is fitted on training rows only: the holdout's train split, and for
+    each cv fold that fold's training part. Raises DataError naming the key for any data the config cannot use.
+    """
     table = read_table(cfg.source)
-    targets, inputs, time_column = resolve_columns(cfg, table)
-    columns = list(dict.fromkeys(inputs + targets))
-    if time_column:
-        table = _sorted_by_time(table, time_column)
-    values = fill_missing(_numeric_matrix(table, columns, targets), cfg.missing, columns)
-    bounds = split_bounds(len(values), cfg.val_fraction, cfg.test_fraction)
-    train_rows = values[bounds["train"][0] : bounds["train"][1]]
-    scaler = Scaler.fit(cfg.scaling, train_rows)
-    data = PreparedData(
-        columns=columns,
-        input_index=[columns.index(c) for c in inputs],
-        target_index=[columns.index(c) for c in targets],
-        values=scaler.transform(values),
-        bounds=bounds,
-        scaler=scaler,
-    )
+    row_spec, split_column = resolve_columns(cfg, table)
+    rows = arrange_rows(table, row_spec, split_column)
+    if cfg.task == "classify":
+        data = _prepare_classify(cfg, rows, row_spec)
+    else:
+        data = _prepare_forecast(cfg, rows, row_spec)
     for setting in settings or [WindowSetting(cfg.lookback, cfg.horizon, cfg.stride)]:
         data.add_setting(setting)
     return data
 
 
+def _prepare_forecast(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> PreparedData:
+    marked = splits.marked_codes(rows.marks) if rows.marks is not None else None
+    codes = splits.forecast_codes(rows.offsets, cfg.val_fraction, cfg.test_fraction, marked)
+    encoded, feature_spec = _encode(cfg, rows, row_spec, codes == splits.TRAIN)
+    target_index = [encoded.columns.index(t) for t in row_spec.targets]
+    fold_codes = splits.forecast_folds(codes, rows.offsets, cfg.folds, cfg.scheme) if cfg.validation == "cv" else []
+    return PreparedData(
+        task="forecast",
+        columns=encoded.columns,
+        input_index=list(range(encoded.n_inputs)),
+        target_index=target_index,
+        offsets=rows.offsets,
+        codes=codes,
+        holdout=_scale(cfg, encoded, codes, rows.offsets, target_index),
+        row_spec=row_spec,
+        feature_spec=feature_spec,
+        embeddings=encoded.embeddings,
+        fold_codes=fold_codes,
+        fold_scaled=[_scale(cfg, encoded, fold, rows.offsets, target_index) for fold in fold_codes],
+        notes=rows.notes,
+    )
+
+
+def _prepare_classify(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> PreparedData:
+    starts = rows.offsets[:-1]
+    class_names, row_labels = np.unique(rows.labels, return_inverse=True)
+    labels = _per_sequence(row_labels, rows.offsets, "data.target", "label")
+    if len(class_names) < 2:
+        raise DataError(
+            "data.target",
+            f"column {row_spec.targets[0]!r} has only one class ({class_names[0]!r}); classify needs two or more",
+        )
+    marked = None
+    if rows.marks is not None:
+        marked = _per_sequence(splits.marked_codes(rows.marks), rows.offsets, "data.split_column", "split mark")
+    codes = splits.classify_codes(labels, cfg.val_fraction, cfg.test_fraction, cfg.seed, marked)
+    row_codes = np.repeat(codes, np.diff(rows.offsets))
+    encoded, feature_spec = _encode(cfg, rows, row_spec, row_codes == splits.TRAIN)
+    fold_codes = splits.classify_folds(codes, labels, cfg.folds, cfg.seed) if cfg.validation == "cv" else []
+    sequences = np.stack([starts, rows.offsets[1:]], axis=1)
+    data = PreparedData(
+        task="classify",
+        columns=encoded.columns,
+        input_index=list(range(encoded.n_inputs)),
+        target_index=[],
+        offsets=rows.offsets,
+        codes=codes,
+        holdout=_scale(cfg, encoded, row_codes, sequences, []),
+        row_spec=row_spec,
+        feature_spec=feature_spec,
+        embeddings=encoded.embeddings,
+        labels=labels,
+        class_names=class_names.tolist(),
+        fold_codes=fold_codes,
+        fold_scaled=[
+            _scale(cfg, encoded, np.repeat(fold, np.diff(rows.offsets)), sequences, []) for fold in fold_codes
+        ],
+        notes=rows.notes,
+    )
+    if len(np.unique(labels[codes == splits.TRAIN])) < 2:
+        raise DataError("data.split_column", "the train split holds only one class; mark sequences of every class")
+    data.notes.append(_balance_note(data))
+    return data
+
+
+def _per_sequence(values: np.ndarray, offsets: np.ndarray, key: str, what: str) -> np.ndarray:
+    """The value of each sequence's rows. Raises DataError when a sequence's rows disagree."""
+    first = values[offsets[:-1]]
+    differs = values != np.repeat(first, np.diff(offsets))
+    if differs.any():
+        row = int(np.flatnonzero(differs)[0])
+        raise DataError(key, f"sequences must have one {what}, but row {row} differs from its sequence's first row")
+    return first
+
+
+def _balance_note(data: PreparedData) -> str:
+    train = data.class_counts()["train"]
+    ratio = max(train) / max(1, min(train))
+    counts = ", ".join(f"{name}: {n}" for name, n in zip(data.class_names, train, strict=True))
+    return f"classes in train ({counts}); largest / smallest = {ratio:.1f}" + (" (imbalanced)" if ratio > 3 else "")
+
+
+def _encode(cfg: DataConfig, rows: Rows, row_spec: RowSpec, train_rows: np.ndarray) -> tuple[EncodedRows, FeatureSpec]:
+    """Input columns, with category vocabularies fitted on `train_rows` (shared by every fold, so all folds
+    have the same inputs). Numeric inputs with a gap anywhere get a flag column under missing: mask."""
+    numeric = [*row_spec.numeric, *row_spec.history_columns]
+    gaps = np.isnan(rows.values[:, [rows.columns.index(c) for c in numeric]]).any(axis=0) if numeric else []
+    feature_spec = FeatureSpec(
+        categorical_encoding=cfg.categorical_encoding,
+        vocabularies=fit_vocabularies(rows, train_rows, row_spec.categorical),
+        calendar=list(cfg.calendar),
+        mask_columns=[c for c, gap in zip(numeric, gaps, strict=True) if gap] if cfg.missing == "mask" else [],
+    )
+    return encode_rows(rows, row_spec, feature_spec), feature_spec
+
+
+def _scale(
+    cfg: DataConfig, encoded: EncodedRows, row_codes: np.ndarray, segments_of: np.ndarray, target_index: list[int]
+) -> Scaled:
+    """Fill gaps within each run of one split in one series (or sequence), then scale by the TRAIN rows."""
+    segments = _segments(row_codes, segments_of)
+    filled = fill_missing(encoded.values, cfg.missing, encoded.columns, segments)
+    scaler = Scaler.fit(cfg.scaling, filled[row_codes == splits.TRAIN], encoded.scaled)
+    values = scaler.transform(filled)
+    target_ok = ~np.isnan(values[:, target_index]).any(axis=1)
+    return Scaled(np.nan_to_num(values, nan=0.0), scaler, target_ok)
+
+
+def _segments(row_codes: np.ndarray, segments_of: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) runs of equal code inside each series (offsets) or sequence ((N, 2) ranges)."""
+    if segments_of.ndim == 2:
+        return [(int(a), int(b)) for a, b in segments_of]
+    return [(start, end) for runs in split_runs(row_codes, segments_of).values() for _, start, end in runs]
+
+
 def window_settings(cfg: ExperimentConfig) -> list[WindowSetting]:
     """Every (lookback, horizon, stride) a trial of this sweep can ask for, so windows are built once each."""
+    if cfg.data.task == "classify":
+        return [WindowSetting(cfg.data.lookback, cfg.data.horizon, cfg.data.stride)]
     space = cfg.parsed_space()
     options = []
     for key in WINDOW_KEYS:
@@ -109,48 +332,71 @@ def window_settings(cfg: ExperimentConfig) -> list[WindowSetting]:
     return [WindowSetting(*combo) for combo in itertools.product(*options)]
 
 
-def resolve_columns(cfg: DataConfig, table: pa.Table) -> tuple[list[str], list[str], str | None]:
-    """(targets, inputs, time column), taking defaults from a builtin set and checking every name exists."""
-    targets, features, time_column = cfg.targets, cfg.features, cfg.time_column
-    if cfg.source.startswith(BUILTIN_PREFIX):
-        from lstm_ray.data.builtin import BUILTIN_DATASETS
-
-        known = BUILTIN_DATASETS[cfg.source.removeprefix(BUILTIN_PREFIX)]
-        targets = targets or ([known.target] if isinstance(known.target, str) else list(known.target))
-        features = features or known.features
-        time_column = time_column or known.time_column
+def resolve_columns(cfg: DataConfig, table: pa.Table) -> tuple[RowSpec, str | None]:
+    """The row recipe for `table` and the split column, taking defaults from a builtin set and checking every
+    named column exists. Classify inputs default to every numeric column that is not id, time, split or label."""
+    known = _builtin_defaults(cfg)
+    targets = cfg.targets or _as_list(known.get("target"))
+    time_column = cfg.time_column or known.get("time_column")
+    id_column = cfg.id_column or known.get("id_column")
+    split_column = cfg.split_column or known.get("split_column")
     if not targets:
         raise DataError("data.target", f"is required; pick a column from {', '.join(table.column_names)}")
-    inputs = features or targets
+    layout = [c for c in (time_column, id_column, split_column) if c]
+    features = cfg.features or known.get("features")
+    if features is None and cfg.task == "classify":
+        features = [c for c in table.column_names if c not in [*layout, *targets, *cfg.categorical]]
+        features = [c for c in features if _is_numeric(table.schema.field(c).type)]
+    elif features is None:
+        features = list(targets)
     for key, names in (
         ("data.target", targets),
-        ("data.features", inputs),
+        ("data.features", features),
+        ("data.categorical", cfg.categorical),
         ("data.time_column", [time_column]),
+        ("data.id_column", [id_column]),
+        ("data.split_column", [split_column]),
     ):
         for name in names:
             if name is not None and name not in table.column_names:
                 raise DataError(key, f"column {name!r} not in the data; columns are {', '.join(table.column_names)}")
-    return list(targets), list(inputs), time_column
+    if cfg.task == "classify" and set(targets) & set(features):
+        raise DataError("data.features", f"the label {targets[0]!r} cannot be an input; remove it from features")
+    numeric = [c for c in features if c not in cfg.categorical]
+    if not numeric and not cfg.categorical:
+        raise DataError("data.features", "no input column; name numeric columns in data.features")
+    spec = RowSpec(
+        task=cfg.task,
+        targets=list(targets),
+        numeric=numeric,
+        categorical=list(cfg.categorical),
+        id_column=id_column,
+        time_column=time_column,
+        missing=cfg.missing,
+        lags=list(cfg.lags),
+        differences=list(cfg.differences),
+    )
+    if cfg.task == "classify" and id_column is None:
+        raise DataError("data.id_column", "classify needs the column naming each row's sequence; set data.id_column")
+    return spec, split_column
 
 
-def _sorted_by_time(table: pa.Table, time_column: str) -> pa.Table:
-    try:
-        order = pc.sort_indices(table, sort_keys=[(time_column, "ascending")])
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as err:
-        raise DataError("data.time_column", f"column {time_column!r} cannot be sorted: {err}") from None
-    return table.take(order)
+def _builtin_defaults(cfg: DataConfig) -> dict[str, Any]:
+    if not cfg.source.startswith(BUILTIN_PREFIX):
+        return {}
+    from lstm_ray.data.builtin import BUILTIN_DATASETS
+
+    known = BUILTIN_DATASETS[cfg.source.removeprefix(BUILTIN_PREFIX)]
+    if known.task != cfg.task:
+        raise DataError("data.task", f"builtin:{known.name} is a {known.task} set; set data.task: {known.task}")
+    return asdict(known)
 
 
-def _numeric_matrix(table: pa.Table, columns: list[str], targets: list[str]) -> np.ndarray:
-    out = np.empty((table.num_rows, len(columns)), dtype=np.float64)
-    for j, name in enumerate(columns):
-        column = table.column(name)
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            raise DataError(
-                "data.target" if name in targets else "data.features",
-                f"column {name!r} is {column.type}, not numeric; choose numeric columns",
-            )
-        out[:, j] = column.to_numpy(zero_copy_only=False).astype(np.float64)
-    if len(out) == 0:
-        raise DataError("data.source", "the data has no rows")
-    return out
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)

@@ -1,4 +1,7 @@
-"""Cleaning and scaling of a numeric frame of time steps; statistics are fitted on training rows only.
+"""Filling gaps and scaling a numeric rows x columns frame; statistics are fitted on training rows only.
+
+    values = fill_missing(raw, "interpolate", columns, segments=[(0, 70), (70, 85), (85, 100)])
+    scaler = Scaler.fit("robust", values[:70], scaled=[True, False])
 
 A fitted `Scaler` is plain data (`state()`), saved in every checkpoint and with the logged model, so that
 inference scales raw rows exactly as training did.
@@ -6,15 +9,31 @@ inference scales raw rows exactly as training did.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from lstm_ray.errors import DataError
 
+__all__ = ["MISSING", "SCALINGS", "Scaler", "fill_missing"]
 
-def fill_missing(values: np.ndarray, how: str, columns: list[str]) -> np.ndarray:
-    """Rows x columns float array with NaNs handled by `how`: interpolate | ffill | drop | error."""
+MISSING = ("interpolate", "ffill", "drop", "mask", "error")
+SCALINGS = ("standard", "minmax", "robust", "none")
+
+
+def fill_missing(
+    values: np.ndarray, how: str, columns: list[str], segments: Sequence[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """Rows x columns float array with NaNs filled by `how`, each of `segments` ([start, end) row ranges,
+    default: all rows) on its own, so no value crosses from one series or split into another.
+
+    interpolate: linear between known neighbours, the nearest known value at either end; ffill: the last known
+    value (a leading gap takes the first known one); mask and drop: left as they are (`drop` removes rows
+    before, `mask` flags and fills after scaling); error: DataError counting the rows with a gap.
+    A segment whose column has no value at all keeps its NaNs. Raises DataError for a column with no value.
+    """
     mask = np.isnan(values)
     if not mask.any():
         return values
@@ -24,46 +43,50 @@ def fill_missing(values: np.ndarray, how: str, columns: list[str]) -> np.ndarray
     if how == "error":
         rows = int(mask.any(axis=1).sum())
         raise DataError("data.missing", f"{rows} rows have missing values; set data.missing to interpolate or ffill")
-    if how == "drop":
-        return values[~mask.any(axis=1)]
+    if how not in ("interpolate", "ffill"):
+        return values
     out = values.copy()
-    steps = np.arange(len(out))
-    for j in range(out.shape[1]):
-        gaps = mask[:, j]
-        if not gaps.any():
-            continue
-        known = ~gaps
-        if how == "interpolate":
-            out[gaps, j] = np.interp(steps[gaps], steps[known], out[known, j])
-        else:  # ffill, then back-fill the leading gap
-            idx = np.where(known, steps, 0)
-            np.maximum.accumulate(idx, out=idx)
-            out[:, j] = out[idx, j]
-            first = np.argmax(known)
-            out[:first, j] = out[first, j]
+    for start, end in segments or [(0, len(values))]:
+        for j in np.flatnonzero(mask[start:end].any(axis=0)):
+            out[start:end, j] = _fill_column(out[start:end, j], how)
     return out
+
+
+def _fill_column(column: np.ndarray, how: str) -> np.ndarray:
+    known = ~np.isnan(column)
+    if not known.any():
+        return column
+    steps = np.arange(len(column))
+    if how == "interpolate":
+        return np.interp(steps, steps[known], column[known])
+    last = np.maximum.accumulate(np.where(known, steps, 0))
+    filled = column[last]
+    filled[: np.argmax(known)] = column[np.argmax(known)]
+    return filled
 
 
 @dataclass
 class Scaler:
-    """Per-column affine scaling: x' = (x - shift) / scale."""
+    """Per-column affine scaling x' = (x - shift) / scale; unscaled columns have shift 0 and scale 1."""
 
     kind: str
     shift: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, kind: str, train: np.ndarray) -> Scaler:
+    def fit(cls, kind: str, train: np.ndarray, scaled: Sequence[bool] | None = None) -> Scaler:
+        """Statistics of the `train` rows, ignoring NaN: standard (mean, std), minmax (min, max - min),
+        robust (median, interquartile range) or none. Columns where `scaled` is False, and a column with no
+        training value, are left as they are; a constant column is only shifted (its scale becomes 1)."""
         n = train.shape[1]
-        if kind == "standard":
-            shift, scale = train.mean(axis=0), train.std(axis=0)
-        elif kind == "minmax":
-            shift, scale = train.min(axis=0), train.max(axis=0) - train.min(axis=0)
-        elif kind == "none":
-            shift, scale = np.zeros(n), np.ones(n)
-        else:
-            raise DataError("data.scaling", f"unknown scaling {kind!r}; use standard, minmax or none")
-        scale = np.where(scale > 0, scale, 1.0)  # a constant column stays constant instead of dividing by 0
+        if kind not in SCALINGS:
+            raise DataError("data.scaling", f"unknown scaling {kind!r}; use one of {', '.join(SCALINGS)}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN training column: handled below
+            shift, scale = _statistics(kind, train)
+        keep = np.ones(n, dtype=bool) if scaled is None else np.asarray(scaled, dtype=bool)
+        shift = np.where(keep & np.isfinite(shift), shift, 0.0)
+        scale = np.where(keep & np.isfinite(scale) & (scale > 0), scale, 1.0)
         return cls(kind, shift.astype(np.float64), scale.astype(np.float64))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
@@ -78,3 +101,15 @@ class Scaler:
     @classmethod
     def from_state(cls, state: dict) -> Scaler:
         return cls(state["kind"], np.asarray(state["shift"]), np.asarray(state["scale"]))
+
+
+def _statistics(kind: str, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "standard":
+        return np.nanmean(train, axis=0), np.nanstd(train, axis=0)
+    if kind == "minmax":
+        low = np.nanmin(train, axis=0)
+        return low, np.nanmax(train, axis=0) - low
+    if kind == "robust":
+        q25, q50, q75 = np.nanpercentile(train, [25, 50, 75], axis=0)
+        return q50, q75 - q25
+    return np.zeros(train.shape[1]), np.ones(train.shape[1])

@@ -54,9 +54,7 @@ def noisy_seasonal(
     return pa.table({"t": pa.array(times, pa.timestamp("s")), "y": y, "x": x})
 
 
-def adding_problem(
-    n_sequences: int = 1000, length: int = 50, seed: int = 0, variable_length: bool = False
-) -> pa.Table:
+def adding_problem(n_sequences: int = 1000, length: int = 50, seed: int = 0, variable_length: bool = False) -> pa.Table:
     """The adding problem (Hochreiter & Schmidhuber, 1997) in long format: one row per (sequence, step).
 
     Columns: `sequence_id` and `step` (int64, steps 0..n-1 in order), `value` (float64, uniform in [0, 1)),

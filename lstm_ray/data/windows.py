@@ -1,7 +1,10 @@
-"""Chronological splits and (lookback, horizon) windows over a scaled rows x columns array.
+"""Chronological splits, (lookback, horizon) windows over a scaled rows x columns array, padded sequences.
 
-Windows of the validation and test splits may look back into earlier rows (the past is observed at
-prediction time), but their targets lie wholly inside their own split, so no target is seen twice.
+    windows = forecast_windows(values, inputs, targets, runs, WindowSetting(52, 4, 1))
+    sequences = padded_sequences(values, inputs, [(0, 12), (12, 19)], labels=np.array([2, 0]))
+
+Windows of the validation and test splits may look back into earlier rows of their series (the past is
+observed at prediction time), but their targets lie wholly inside their own split, so no target is seen twice.
 """
 
 from __future__ import annotations
@@ -25,37 +28,12 @@ class WindowSetting:
 
 @dataclass
 class Windows:
-    x: np.ndarray  # (windows, lookback, features) float32
-    y: np.ndarray  # (windows, horizon, targets) float32
+    x: np.ndarray  # (windows, lookback, features) float32; classify: (sequences, steps, features) zero-padded
+    y: np.ndarray  # (windows, horizon, targets) float32; classify: (sequences,) int64 class ids
+    lengths: np.ndarray | None = None  # classify: (sequences,) int64 valid steps of each; forecast: None
 
     def __len__(self) -> int:
         return len(self.x)
-
-
-def split_bounds(n_rows: int, val_fraction: float, test_fraction: float) -> dict[str, tuple[int, int]]:
-    """Row ranges [start, end) of each split, in time order train < val < test."""
-    n_test = max(1, round(n_rows * test_fraction))
-    n_val = max(1, round(n_rows * val_fraction))
-    n_train = n_rows - n_val - n_test
-    return {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_rows)}
-
-
-def check_enough_rows(n_rows: int, bounds: dict[str, tuple[int, int]], setting: WindowSetting) -> None:
-    train_rows = bounds["train"][1]
-    if train_rows < setting.lookback + setting.horizon + 1:
-        raise DataError(
-            "data.lookback",
-            f"{n_rows} rows leave {train_rows} for training, too few for lookback {setting.lookback} + horizon "
-            f"{setting.horizon}; lower data.lookback or data.horizon, or use a longer series",
-        )
-    for split in ("val", "test"):
-        start, end = bounds[split]
-        if end - start < setting.horizon:
-            raise DataError(
-                f"data.{split}_fraction",
-                f"the {split} split has {end - start} rows, fewer than horizon {setting.horizon}; "
-                f"raise data.{split}_fraction or lower data.horizon",
-            )
 
 
 def make_windows(
@@ -64,16 +42,77 @@ def make_windows(
     targets: list[int],
     bounds: tuple[int, int],
     setting: WindowSetting,
+    series_start: int = 0,
+    target_ok: np.ndarray | None = None,
 ) -> Windows:
-    """Windows whose targets start in [bounds) and end inside it; inputs are the `lookback` rows before."""
-    start, end = bounds
-    first = max(start, setting.lookback)
-    last = end - setting.horizon  # inclusive: the last target start
-    starts = np.arange(first, last + 1, setting.stride)
+    """Windows whose targets start in [bounds) and end inside it; inputs are the `lookback` rows before,
+    never before `series_start`. With `target_ok` (one bool per row), windows with a bad target row are left
+    out. Raises DataError when no window fits."""
+    starts = window_starts(bounds, setting, series_start, target_ok)
     if len(starts) == 0:
+        start, end = bounds
         raise DataError("data.lookback", f"no window fits rows {start}-{end}; lower data.lookback or data.horizon")
-    x_view = sliding_window_view(values[:, inputs], setting.lookback, axis=0)  # (rows-lb+1, F, lb)
-    y_view = sliding_window_view(values[:, targets], setting.horizon, axis=0)
-    x = np.ascontiguousarray(x_view[starts - setting.lookback].transpose(0, 2, 1), dtype=np.float32)
+    return _cut(values, inputs, targets, starts, setting)
+
+
+def window_starts(
+    bounds: tuple[int, int], setting: WindowSetting, series_start: int = 0, target_ok: np.ndarray | None = None
+) -> np.ndarray:
+    """First target row of every window in `bounds` (possibly none)."""
+    start, end = bounds
+    first = max(start, series_start + setting.lookback)
+    starts = np.arange(first, end - setting.horizon + 1, setting.stride)
+    if target_ok is not None and len(starts):
+        ok = sliding_window_view(target_ok, setting.horizon).all(axis=1)
+        starts = starts[ok[starts]]
+    return starts
+
+
+def forecast_windows(
+    values: np.ndarray,
+    inputs: list[int],
+    targets: list[int],
+    runs: list[tuple[int, int, int]],
+    setting: WindowSetting,
+    target_ok: np.ndarray | None = None,
+) -> Windows:
+    """The windows of several (series_start, start, end) runs of rows, in order; possibly none at all."""
+    starts = [window_starts((start, end), setting, series, target_ok) for series, start, end in runs]
+    every = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+    return _cut(values, inputs, targets, every.astype(np.int64), setting)
+
+
+def _cut(values: np.ndarray, inputs: list[int], targets: list[int], starts: np.ndarray, setting: WindowSetting):
+    lookback, horizon = setting.lookback, setting.horizon
+    if len(starts) == 0:
+        return Windows(
+            np.zeros((0, lookback, len(inputs)), np.float32), np.zeros((0, horizon, len(targets)), np.float32)
+        )
+    x_view = sliding_window_view(values[:, inputs], lookback, axis=0)  # (rows - lookback + 1, F, lookback)
+    y_view = sliding_window_view(values[:, targets], horizon, axis=0)
+    x = np.ascontiguousarray(x_view[starts - lookback].transpose(0, 2, 1), dtype=np.float32)
     y = np.ascontiguousarray(y_view[starts].transpose(0, 2, 1), dtype=np.float32)
     return Windows(x, y)
+
+
+def split_runs(codes: np.ndarray, offsets: np.ndarray) -> dict[int, list[tuple[int, int, int]]]:
+    """Maximal (series_start, start, end) runs of rows with the same code within each series, by code."""
+    runs: dict[int, list[tuple[int, int, int]]] = {}
+    for series_start, series_end in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
+        part = codes[series_start:series_end]
+        cuts = [0, *(np.flatnonzero(np.diff(part)) + 1).tolist(), len(part)]
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            runs.setdefault(int(part[a]), []).append((series_start, series_start + a, series_start + b))
+    return runs
+
+
+def padded_sequences(
+    values: np.ndarray, inputs: list[int], sequences: list[tuple[int, int]], labels: np.ndarray, max_length: int
+) -> Windows:
+    """One zero-padded sequence per (start, end) row range: x (N, max_length, F) float32, y the int64 class
+    ids, lengths (N,) int64; steps past a sequence's length are zeros."""
+    x = np.zeros((len(sequences), max_length, len(inputs)), dtype=np.float32)
+    lengths = np.array([end - start for start, end in sequences], dtype=np.int64)
+    for i, (start, end) in enumerate(sequences):
+        x[i, : end - start] = values[start:end][:, inputs]
+    return Windows(x, np.asarray(labels, dtype=np.int64), lengths)

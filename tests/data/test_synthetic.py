@@ -9,9 +9,7 @@ from lstm_ray.data.synthetic import adding_problem, noisy_seasonal, sequence_cla
 GENERATORS = {
     "noisy_seasonal": lambda seed: noisy_seasonal(n_rows=200, seed=seed),
     "adding_problem": lambda seed: adding_problem(n_sequences=50, length=20, seed=seed, variable_length=True),
-    "sequence_classes": lambda seed: sequence_classes(
-        n_sequences=30, length=16, seed=seed, variable_length=True
-    ),
+    "sequence_classes": lambda seed: sequence_classes(n_sequences=30, length=16, seed=seed, variable_length=True),
 }
 
 

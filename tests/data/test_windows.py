@@ -3,13 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstm_ray.data.windows import WindowSetting, check_enough_rows, make_windows, split_bounds
+from lstm_ray.data.windows import WindowSetting, forecast_windows, make_windows, split_runs
 from lstm_ray.errors import DataError
-
-
-def test_splits_are_chronological_and_cover_every_row():
-    bounds = split_bounds(100, 0.15, 0.15)
-    assert bounds == {"train": (0, 70), "val": (70, 85), "test": (85, 100)}
 
 
 def test_window_inputs_precede_targets_and_stay_aligned():
@@ -39,7 +34,31 @@ def test_inputs_and_targets_can_be_different_columns():
     assert w.x.shape[-1] == 2 and w.y[0, 0, 0] == 102
 
 
-def test_too_few_rows_names_the_setting_to_change():
-    bounds = split_bounds(40, 0.15, 0.15)
+def test_no_window_fitting_names_the_setting_to_change():
+    values = np.arange(10, dtype=np.float32).reshape(-1, 1)
     with pytest.raises(DataError, match="lower data.lookback"):
-        check_enough_rows(40, bounds, WindowSetting(30, 1, 1))
+        make_windows(values, [0], [0], (0, 10), WindowSetting(10, 1, 1))
+
+
+def test_windows_never_look_back_into_another_series():
+    values = np.arange(20, dtype=np.float32).reshape(-1, 1)  # two series: rows 0-9 and 10-19
+    runs = split_runs(np.zeros(20, dtype=np.int64), np.array([0, 10, 20]))[0]
+    w = forecast_windows(values, [0], [0], runs, WindowSetting(3, 1, 1))
+    assert len(w) == 14  # 7 windows per series
+    series_of = w.x[:, :, 0] // 10
+    assert (series_of == (w.y[:, :, 0] // 10)).all()
+
+
+def test_windows_with_an_unobserved_target_are_left_out():
+    values = np.arange(10, dtype=np.float32).reshape(-1, 1)
+    target_ok = np.ones(10, dtype=bool)
+    target_ok[6] = False
+    w = make_windows(values, [0], [0], (0, 10), WindowSetting(2, 2, 1), target_ok=target_ok)
+    assert 6 not in w.y[:, :, 0]
+    assert w.y[:, 0, 0].tolist() == [2, 3, 4, 7, 8]
+
+
+def test_split_runs_cut_at_series_and_code_changes():
+    codes = np.array([0, 0, 1, 2, 0, 1, 1, 2])
+    runs = split_runs(codes, np.array([0, 4, 8]))
+    assert runs == {0: [(0, 0, 2), (4, 4, 5)], 1: [(0, 2, 3), (4, 5, 7)], 2: [(0, 3, 4), (4, 7, 8)]}

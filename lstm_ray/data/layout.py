@@ -1,0 +1,278 @@
+"""From a raw table to ordered rows: columns checked, time parsed, rows sorted per id, history features added.
+
+    rows = arrange_rows(table, spec)   # the same steps at training and at inference time
+    rows.offsets                        # row ranges of the series (forecast) or sequences (classify)
+
+`RowSpec` is plain data describing those steps; it is saved with the model, so inference arranges raw rows
+exactly as training did. Nothing here fits a statistic: vocabularies and scalers come later, on training rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lstm_ray.errors import DataError
+
+__all__ = ["GAP_FACTOR", "RowSpec", "Rows", "arrange_rows"]
+
+GAP_FACTOR = 1.5  # a step this many times longer than the usual one counts as a gap in the time column
+
+
+@dataclass
+class RowSpec:
+    """What to read from a table and how to arrange it (saved in the preprocessing state)."""
+
+    task: str  # forecast | classify
+    targets: list[str]  # forecast: numeric columns to predict; classify: the one label column
+    numeric: list[str]  # numeric input columns (besides lags, categories, calendar and masks)
+    categorical: list[str] = field(default_factory=list)
+    id_column: str | None = None
+    time_column: str | None = None
+    missing: str = "interpolate"
+    lags: list[int] = field(default_factory=list)
+    differences: list[int] = field(default_factory=list)
+
+    @property
+    def value_columns(self) -> list[str]:
+        """Numeric columns read from the table: inputs, then forecast targets not among them."""
+        extra = [t for t in self.targets if t not in self.numeric] if self.task == "forecast" else []
+        return [*self.numeric, *extra]
+
+    @property
+    def history_columns(self) -> list[str]:
+        """Lag and difference columns derived from the forecast targets, in the order they are added."""
+        names = [f"{t}_lag{k}" for t in self.targets for k in self.lags]
+        return names + [f"{t}_diff{k}" for t in self.targets for k in self.differences]
+
+    @property
+    def history(self) -> int:
+        """Rows at the start of each series spent as history for lags and differences."""
+        return max([*self.lags, *self.differences], default=0)
+
+
+@dataclass
+class Rows:
+    """Rows sorted by (id, time), with what the splits, encoders and windows need, one entry per row."""
+
+    values: np.ndarray  # rows x value_columns + history_columns, float64, NaN where missing
+    columns: list[str]
+    categories: dict[str, np.ndarray]  # raw category per row (object arrays; None where missing)
+    times: np.ndarray | None  # datetime64[s] or float64
+    offsets: np.ndarray  # series i is rows offsets[i]:offsets[i + 1]
+    series_ids: list[Any]  # id of each series (0 when there is no id column)
+    labels: np.ndarray | None = None  # classify: the raw label per row
+    marks: np.ndarray | None = None  # split_column value per row, when the config names one
+    notes: list[str] = field(default_factory=list)  # what was found and done, for the data report
+
+    @property
+    def series(self) -> list[tuple[int, int]]:
+        return list(zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def arrange_rows(table: pa.Table, spec: RowSpec, split_column: str | None = None, labelled: bool = True) -> Rows:
+    """Sort `table` by (id, time) and read the columns `spec` names; drop rows as `spec.missing` and the
+    lag history ask. Unless `labelled`, targets are read only where lags need them and labels not at all (raw
+    rows at prediction time). Raises DataError for a missing or non-numeric column, a column without any value,
+    a time column that cannot be ordered (wrong type, missing or repeated values within an id) and missing
+    ids or labels."""
+    if table.num_rows == 0:
+        raise DataError("data.source", "the data has no rows")
+    value_columns = spec.value_columns if labelled else _unlabelled_columns(spec)
+    _check_present(table, [*value_columns, *spec.categorical, spec.id_column, spec.time_column, split_column])
+    id_codes, series_ids = _id_codes(table, spec.id_column)
+    times = _time_values(table, spec.time_column)
+    order = np.lexsort((times, id_codes)) if times is not None else np.argsort(id_codes, kind="stable")
+    table, id_codes = table.take(pa.array(order)), id_codes[order]
+    times = times[order] if times is not None else None
+    notes: list[str] = []
+    if times is not None:
+        _check_unique_times(times, id_codes, spec.time_column)
+        notes += _gap_notes(times, id_codes, spec.time_column)
+    values = np.column_stack([_numeric(table, c, spec) for c in value_columns] or [np.empty((len(order), 0))])
+    _check_not_empty(values, value_columns)
+    keep = np.ones(len(order), dtype=bool)
+    if spec.missing == "drop" and values.size:
+        keep = ~np.isnan(values).any(axis=1)
+        if not keep.all():
+            notes.append(f"data.missing: dropped {int((~keep).sum())} rows with a missing value")
+    rows = Rows(
+        values=values,
+        columns=list(value_columns),
+        categories={c: _objects(table, c) for c in spec.categorical},
+        times=times,
+        offsets=np.zeros(1, dtype=np.int64),
+        series_ids=series_ids,
+        labels=_labels(table, spec) if spec.task == "classify" and labelled else None,
+        marks=_objects(table, split_column) if split_column else None,
+        notes=notes,
+    )
+    return _finish(rows, id_codes, keep, spec)
+
+
+def _finish(rows: Rows, id_codes: np.ndarray, keep: np.ndarray, spec: RowSpec) -> Rows:
+    """Apply the row filter, add lag and difference columns, drop each series' history rows."""
+    rows = _take(rows, keep)
+    id_codes = id_codes[keep]
+    if spec.history:
+        rows.values = np.column_stack([rows.values, _history_values(rows.values, rows.columns, id_codes, spec)])
+        rows.columns += spec.history_columns
+        position = np.arange(len(id_codes)) - _series_start(id_codes)
+        rows = _take(rows, position >= spec.history)
+        id_codes = id_codes[position >= spec.history]
+        rows.notes.append(f"data.lags: the first {spec.history} rows of each series serve as history only")
+    starts = np.flatnonzero(np.diff(id_codes)) + 1
+    rows.offsets = np.concatenate([[0], starts, [len(id_codes)]]).astype(np.int64)
+    present = id_codes[rows.offsets[:-1]] if len(id_codes) else np.array([], dtype=np.int64)
+    rows.series_ids = [rows.series_ids[i] for i in present.tolist()]
+    if len(rows) == 0:
+        raise DataError("data.missing", "no row is left; use data.missing: interpolate, or fewer lags")
+    return rows
+
+
+def _unlabelled_columns(spec: RowSpec) -> list[str]:
+    needed = spec.targets if spec.history else []
+    return list(dict.fromkeys([*spec.numeric, *needed]))
+
+
+def _check_present(table: pa.Table, names: list[str | None]) -> None:
+    for name in names:
+        if name is not None and name not in table.column_names:
+            raise DataError(
+                "data.features", f"column {name!r} not in the data; columns are {', '.join(table.column_names)}"
+            )
+
+
+def _check_not_empty(values: np.ndarray, columns: list[str]) -> None:
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        name = columns[int(np.argmax(empty))]
+        raise DataError("data.features", f"column {name!r} has no values at all; drop it from the features")
+
+
+def _take(rows: Rows, keep: np.ndarray) -> Rows:
+    if keep.all():
+        return rows
+    rows.values = rows.values[keep]
+    rows.categories = {c: v[keep] for c, v in rows.categories.items()}
+    rows.times = rows.times[keep] if rows.times is not None else None
+    rows.labels = rows.labels[keep] if rows.labels is not None else None
+    rows.marks = rows.marks[keep] if rows.marks is not None else None
+    return rows
+
+
+def _series_start(id_codes: np.ndarray) -> np.ndarray:
+    """For every row, the index of its series' first row (rows are grouped by id)."""
+    first = np.r_[True, id_codes[1:] != id_codes[:-1]] if len(id_codes) else np.zeros(0, dtype=bool)
+    return np.maximum.accumulate(np.where(first, np.arange(len(id_codes)), 0))
+
+
+def _history_values(values: np.ndarray, columns: list[str], id_codes: np.ndarray, spec: RowSpec) -> np.ndarray:
+    """Lag and difference columns of the targets, NaN where the series has no row k steps back."""
+    start = _series_start(id_codes)
+    index = np.arange(len(id_codes))
+
+    def back(target: str, k: int) -> np.ndarray:
+        column = values[:, columns.index(target)]
+        return np.where(index - k >= start, column[np.maximum(index - k, 0)], np.nan)
+
+    lags = [back(t, k) for t in spec.targets for k in spec.lags]
+    diffs = [values[:, columns.index(t)] - back(t, k) for t in spec.targets for k in spec.differences]
+    return np.column_stack(lags + diffs)
+
+
+def _id_codes(table: pa.Table, id_column: str | None) -> tuple[np.ndarray, list[Any]]:
+    if id_column is None:
+        return np.zeros(table.num_rows, dtype=np.int64), [0]
+    column = table.column(id_column)
+    if column.null_count:
+        raise DataError("data.id_column", f"column {id_column!r} has {column.null_count} missing ids; fill them")
+    unique, codes = np.unique(np.asarray(column.to_pylist(), dtype=object), return_inverse=True)
+    return codes.astype(np.int64), unique.tolist()
+
+
+def _time_values(table: pa.Table, time_column: str | None) -> np.ndarray | None:
+    """Sortable time per row: datetime64[s] for dates, timestamps and ISO-8601 text; float64 for numbers."""
+    if time_column is None:
+        return None
+    column = table.column(time_column).combine_chunks()
+    if column.null_count:
+        raise DataError(
+            "data.time_column", f"column {time_column!r} has {column.null_count} missing values; fill or drop them"
+        )
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return column.to_numpy(zero_copy_only=False).astype(np.float64)
+    try:
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            column = pc.cast(column, pa.timestamp("s"))
+        if pa.types.is_date(kind) or pa.types.is_timestamp(column.type):
+            return pc.cast(column, pa.timestamp("s")).to_numpy(zero_copy_only=False).astype("datetime64[s]")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise DataError(
+            "data.time_column",
+            f"column {time_column!r} cannot be read as times ({detail}); use ISO 8601 dates or numbers",
+        ) from None
+    raise DataError(
+        "data.time_column", f"column {time_column!r} is {kind}, which cannot be ordered; use dates or numbers"
+    )
+
+
+def _check_unique_times(times: np.ndarray, id_codes: np.ndarray, time_column: str | None) -> None:
+    same = (times[1:] == times[:-1]) & (id_codes[1:] == id_codes[:-1])
+    if same.any():
+        example = times[1:][same][0]
+        raise DataError(
+            "data.time_column",
+            f"{int(same.sum())} rows repeat a time within one series (e.g. {example}) in {time_column!r}; "
+            "set data.id_column if the table holds several series, or remove the duplicates",
+        )
+
+
+def _gap_notes(times: np.ndarray, id_codes: np.ndarray, time_column: str | None) -> list[str]:
+    """One note counting the steps much longer than the usual one (the median step)."""
+    within = id_codes[1:] == id_codes[:-1]
+    steps = np.diff(times)[within]
+    if len(steps) == 0:
+        return []
+    numbers = steps.astype("timedelta64[s]").astype(np.float64) if steps.dtype.kind == "m" else steps
+    usual = float(np.median(numbers))
+    gaps = numbers > GAP_FACTOR * usual
+    if not gaps.any():
+        return []
+    unit = " s" if steps.dtype.kind == "m" else ""
+    return [
+        f"data.time_column: {int(gaps.sum())} gaps in {time_column!r} (usual step {usual:g}{unit}, longest "
+        f"{float(numbers.max()):g}{unit}); windows run across them as if the rows were consecutive"
+    ]
+
+
+def _numeric(table: pa.Table, name: str, spec: RowSpec) -> np.ndarray:
+    column = table.column(name)
+    kind = column.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        key = "data.target" if name in spec.targets else "data.features"
+        raise DataError(
+            key, f"column {name!r} is {kind}, not numeric; choose numeric columns or list it in data.categorical"
+        )
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _objects(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_pylist(), dtype=object)
+
+
+def _labels(table: pa.Table, spec: RowSpec) -> np.ndarray:
+    (label,) = spec.targets
+    column = table.column(label)
+    if column.null_count:
+        raise DataError("data.target", f"column {label!r} has {column.null_count} rows without a label")
+    return _objects(table, label)

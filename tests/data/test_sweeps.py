@@ -1,0 +1,74 @@
+"""Real sweeps over data settings: local Ray, a temporary SQLite MLflow store, no mocks.
+
+The classification sweep needs the classify model and trainable integration (models/training/trainable,
+issue 4's modelling side); until the lead wires it in it is marked xfail(strict=True), so it turns into a
+failure, asking for the mark to go, the moment it passes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lstm_ray.config import parse_config
+from lstm_ray.data.dataset import prepare_dataset, window_settings
+from lstm_ray.data.windows import WindowSetting
+from lstm_ray.tuning import run_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def children(cfg) -> list:
+    client = MlflowClient(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.experiment_name)
+    runs = client.search_runs([experiment.experiment_id])
+    return [r for r in runs if r.data.tags.get("lstm_ray.role") == "trial"]
+
+
+def test_sweep_with_lookback_in_the_search_space(tiny_raw, tmp_path, local_ray):
+    tiny_raw["search"] = {"algorithm": "grid", "scheduler": "fifo", "num_samples": 1}
+    tiny_raw["search"]["space"] = {"data.lookback": {"grid": [4, 12]}}
+    tiny_raw["tracking"] = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "lookback"}
+    tiny_raw["storage"] = {"path": str(tmp_path / "results")}
+    cfg = parse_config(tiny_raw)
+    data = prepare_dataset(cfg.data, settings=window_settings(cfg))
+    assert set(data.by_setting) == {WindowSetting(4, 2, 1), WindowSetting(12, 2, 1)}  # built once, before Ray
+    summary = run_sweep(cfg, config_text="name: tiny\n", data=data)
+    runs = children(cfg)
+    assert sorted(int(r.data.params["data.lookback"]) for r in runs) == [4, 12]
+    assert all(r.data.tags["lstm_ray.outcome"] == "completed" for r in runs)
+    assert summary.best_params["data.lookback"] in (4, 12) and np.isfinite(summary.test_metrics["test_rmse"])
+
+
+@pytest.mark.xfail(strict=True, reason="needs the classify trainable (lead's integration of issue 4)")
+def test_classification_sweep_on_the_bundled_set(tiny_raw, tmp_path, local_ray):
+    tiny_raw["data"] = {"source": "builtin:japanese_vowels", "task": "classify"}
+    tiny_raw["search"] = {
+        "algorithm": "random",
+        "scheduler": "fifo",
+        "num_samples": 2,
+        "metric": "val_accuracy",
+        "mode": "max",
+        "space": {"model.hidden_size": {"choice": [4, 8]}},
+    }
+    tiny_raw["tracking"] = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "vowels"}
+    tiny_raw["storage"] = {"path": str(tmp_path / "results")}
+    cfg = parse_config(tiny_raw)
+    summary = run_sweep(cfg, config_text="name: tiny\n")
+    runs = children(cfg)
+    assert len(runs) == 2 and all(r.data.tags["lstm_ray.outcome"] == "completed" for r in runs)
+    assert all(0.0 <= r.data.metrics["val_accuracy"] <= 1.0 for r in runs)
+    assert 0.0 <= summary.test_metrics["test_accuracy"] <= 1.0
+
+
+@pytest.mark.xfail(strict=True, reason="needs the cv trainable (lead's integration of issue 4)")
+def test_cross_validated_sweep_reports_the_fold_mean_and_spread(tiny_raw, tmp_path, local_ray):
+    tiny_raw["data"] |= {"validation": "cv", "folds": 3}
+    tiny_raw["search"] = {"algorithm": "random", "scheduler": "asha", "num_samples": 2, "grace_period": 1}
+    tiny_raw["tracking"] = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "cv"}
+    tiny_raw["storage"] = {"path": str(tmp_path / "results")}
+    cfg = parse_config(tiny_raw)
+    run_sweep(cfg, config_text="name: tiny\n")
+    for run in children(cfg):
+        assert np.isfinite(run.data.metrics["val_rmse"]) and run.data.metrics["val_rmse_std"] >= 0.0
