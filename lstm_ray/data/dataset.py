@@ -1,6 +1,7 @@
 """From `data:` config to model-ready arrays: read, arrange, split, encode, fill, scale, window or pad, fold.
 
-    data = prepare_dataset(cfg.data, settings=window_settings(cfg))
+    data = prepare_sweep_data(cfg)           # every window setting and searched preprocessing choice
+    data = data.for_config(trial_cfg.data)   # a trial's own preprocessing choice
     data.windows(setting)["train"]            # Windows(x, y) (forecast) or Windows(x, y, lengths) (classify)
     data.folds(setting)[k]["val"]             # with data.validation: cv; scaled by fold k's own scaler
     data.inverse_targets(y, fold=k)           # forecast targets back on the original scale
@@ -11,6 +12,7 @@ through the Ray object store instead of rebuilding them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lstm_ray.config import WINDOW_KEYS, DataConfig, ExperimentConfig
+from lstm_ray.config import PREPARED_KEYS, WINDOW_KEYS, DataConfig, ExperimentConfig
 from lstm_ray.data import splits
 from lstm_ray.data.features import EncodedRows, FeatureSpec, encode_rows, fit_vocabularies
 from lstm_ray.data.layout import Rows, RowSpec, arrange_rows
@@ -34,7 +36,7 @@ from lstm_ray.data.windows import (
 )
 from lstm_ray.errors import DataError
 
-__all__ = ["PreparedData", "prepare_dataset", "resolve_columns", "window_settings"]
+__all__ = ["PreparedData", "prepare_dataset", "prepare_sweep_data", "resolve_columns", "window_settings"]
 
 
 @dataclass
@@ -67,6 +69,8 @@ class PreparedData:
     notes: list[str] = field(default_factory=list)  # gaps, dropped rows, class balance: the data report
     by_setting: dict[WindowSetting, dict[str, Windows]] = field(default_factory=dict)
     folds_by_setting: dict[WindowSetting, list[dict[str, Windows]]] = field(default_factory=dict)
+    prepared_key: tuple[str, ...] = ()  # this data's values of the PREPARED_KEYS
+    variants: dict[tuple[str, ...], PreparedData] = field(default_factory=dict)  # other searched choices
 
     @property
     def values(self) -> np.ndarray:
@@ -92,6 +96,16 @@ class PreparedData:
     def max_length(self) -> int:
         """The longest sequence (classify); every padded x has this many steps."""
         return int(np.diff(self.offsets).max())
+
+    def for_config(self, cfg: DataConfig) -> PreparedData:
+        """The data prepared with `cfg`'s scaling, missing and categorical_encoding (one trial's choice).
+        Raises KeyError when that choice was not prepared (use prepare_sweep_data)."""
+        key = _prepared_key(cfg)
+        if key == self.prepared_key:
+            return self
+        if key not in self.variants:
+            raise KeyError(f"no data prepared for {dict(zip(PREPARED_KEYS, key, strict=True))}; use prepare_sweep_data")
+        return self.variants[key]
 
     def windows(self, setting: WindowSetting) -> dict[str, Windows]:
         """{"train", "val", "test"} -> Windows for `setting` (ignored by classify: whole sequences)."""
@@ -200,9 +214,32 @@ def prepare_dataset(cfg: DataConfig, settings: list[WindowSetting] | None = None
         data = _prepare_classify(cfg, rows, row_spec)
     else:
         data = _prepare_forecast(cfg, rows, row_spec)
+    data.prepared_key = _prepared_key(cfg)
     for setting in settings or [WindowSetting(cfg.lookback, cfg.horizon, cfg.stride)]:
         data.add_setting(setting)
     return data
+
+
+def prepare_sweep_data(cfg: ExperimentConfig) -> PreparedData:
+    """The data of a whole sweep: `prepare_dataset` with every window setting, and once more for each searched
+    choice of the PREPARED_KEYS (held in `variants`); a trial picks its own with `for_config`."""
+    settings = window_settings(cfg)
+    data = prepare_dataset(cfg.data, settings)
+    space = cfg.parsed_space()
+    names = [key.removeprefix("data.") for key in PREPARED_KEYS]
+    options = [
+        list(space[key].args) if key in space else [getattr(cfg.data, name)]
+        for key, name in zip(PREPARED_KEYS, names, strict=True)
+    ]
+    for combo in itertools.product(*options):
+        variant = dataclasses.replace(cfg.data, **dict(zip(names, combo, strict=True)))
+        if _prepared_key(variant) != data.prepared_key:
+            data.variants[_prepared_key(variant)] = prepare_dataset(variant, settings)
+    return data
+
+
+def _prepared_key(cfg: DataConfig) -> tuple[str, ...]:
+    return tuple(getattr(cfg, key.removeprefix("data.")) for key in PREPARED_KEYS)
 
 
 def _prepare_forecast(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> PreparedData:

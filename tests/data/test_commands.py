@@ -29,8 +29,8 @@ def test_validate_reports_classes_for_a_classify_config(tmp_path, tiny_raw, caps
 
 
 def test_validate_refuses_a_searched_preprocessing_key(tmp_path, tiny_raw, capsys):
-    tiny_raw["search"]["space"] = {"data.scaling": {"choice": ["standard", "robust"]}}
+    tiny_raw["search"]["space"] = {"data.val_fraction": {"choice": [0.1, 0.2]}}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(tiny_raw))
     assert main(["validate", str(path)]) == 2
-    assert "search.space.data.scaling: data.scaling is fixed for the whole sweep" in capsys.readouterr().err
+    assert "search.space.data.val_fraction: data.val_fraction is fixed for the whole sweep" in capsys.readouterr().err

@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from lstm_ray.config import parse_config
-from lstm_ray.data.dataset import prepare_dataset, window_settings
+from lstm_ray.data.dataset import prepare_dataset, prepare_sweep_data, window_settings
 from lstm_ray.data.splits import TRAIN, VAL
 from lstm_ray.data.synthetic import noisy_seasonal, sequence_classes
 from lstm_ray.data.windows import WindowSetting
-from lstm_ray.errors import DataError
+from lstm_ray.errors import ConfigError, DataError
 
 SETTING = WindowSetting(5, 1, 1)
 
@@ -72,6 +72,29 @@ def test_every_searched_window_setting_is_built_once(tiny_raw):
     assert set(data.by_setting) == {WindowSetting(lb, h, 1) for lb in (4, 8) for h in (1, 3)}
     first = data.windows(WindowSetting(8, 3, 1))["train"]
     assert data.windows(WindowSetting(8, 3, 1))["train"] is first  # shared, not rebuilt
+
+
+def test_each_searched_preprocessing_choice_is_prepared_once_and_picked_per_trial(tiny_raw):
+    tiny_raw["search"]["space"] = {
+        "data.scaling": {"choice": ["standard", "robust"]},
+        "data.missing": {"choice": ["interpolate", "mask"]},
+        "data.lookback": {"choice": [4, 8]},
+    }
+    cfg = parse_config(tiny_raw)
+    data = prepare_sweep_data(cfg)
+    assert len(data.variants) == 3 and data.prepared_key == ("standard", "interpolate", "onehot")
+    for scaling in ("standard", "robust"):
+        for missing in ("interpolate", "mask"):
+            trial = parse_config(tiny_raw | {"data": tiny_raw["data"] | {"scaling": scaling, "missing": missing}})
+            chosen = data.for_config(trial.data)
+            assert chosen.scaler.kind == scaling and ("co2_missing" in chosen.input_columns) == (missing == "mask")
+            assert set(chosen.by_setting) == {WindowSetting(4, 2, 1), WindowSetting(8, 2, 1)}
+
+
+def test_a_searched_preprocessing_key_needs_a_finite_set(tiny_raw):
+    tiny_raw["search"]["space"] = {"data.scaling": {"uniform": [0, 1]}}
+    with pytest.raises(ConfigError, match="search.space.data.scaling"):
+        parse_config(tiny_raw)
 
 
 def test_many_series_in_one_long_table_are_split_and_windowed_apart(tmp_path, tiny_raw):

@@ -1,7 +1,7 @@
 """Real sweeps over data settings: local Ray, a temporary SQLite MLflow store, no mocks.
 
-The classification sweep needs the classify model and trainable integration (models/training/trainable,
-issue 4's modelling side); until the lead wires it in it is marked xfail(strict=True), so it turns into a
+The sweep searching data.scaling needs the trainable to take each trial's own preprocessing
+(`data.for_config(cfg.data)`); until that is wired in it is marked xfail(strict=True), so it turns into a
 failure, asking for the mark to go, the moment it passes.
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from lstm_ray.config import parse_config
-from lstm_ray.data.dataset import prepare_dataset, window_settings
+from lstm_ray.data.dataset import prepare_dataset, prepare_sweep_data, window_settings
 from lstm_ray.data.windows import WindowSetting
 from lstm_ray.tuning import run_sweep
 
@@ -41,7 +42,6 @@ def test_sweep_with_lookback_in_the_search_space(tiny_raw, tmp_path, local_ray):
     assert summary.best_params["data.lookback"] in (4, 12) and np.isfinite(summary.test_metrics["test_rmse"])
 
 
-@pytest.mark.xfail(strict=True, reason="needs the classify trainable (lead's integration of issue 4)")
 def test_classification_sweep_on_the_bundled_set(tiny_raw, tmp_path, local_ray):
     tiny_raw["data"] = {"source": "builtin:japanese_vowels", "task": "classify"}
     tiny_raw["search"] = {
@@ -62,7 +62,6 @@ def test_classification_sweep_on_the_bundled_set(tiny_raw, tmp_path, local_ray):
     assert 0.0 <= summary.test_metrics["test_accuracy"] <= 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="needs the cv trainable (lead's integration of issue 4)")
 def test_cross_validated_sweep_reports_the_fold_mean_and_spread(tiny_raw, tmp_path, local_ray):
     tiny_raw["data"] |= {"validation": "cv", "folds": 3}
     tiny_raw["search"] = {"algorithm": "random", "scheduler": "asha", "num_samples": 2, "grace_period": 1}
@@ -72,3 +71,20 @@ def test_cross_validated_sweep_reports_the_fold_mean_and_spread(tiny_raw, tmp_pa
     run_sweep(cfg, config_text="name: tiny\n")
     for run in children(cfg):
         assert np.isfinite(run.data.metrics["val_rmse"]) and run.data.metrics["val_rmse_std"] >= 0.0
+
+
+@pytest.mark.xfail(strict=True, reason="needs data.for_config(cfg.data) in trainable.py and tuning.py (lead)")
+def test_sweep_with_scaling_in_the_search_space_trains_each_trial_on_its_choice(tiny_raw, tmp_path, local_ray):
+    tiny_raw["search"] = {"algorithm": "grid", "scheduler": "fifo", "num_samples": 1}
+    tiny_raw["search"]["space"] = {"data.scaling": {"grid": ["standard", "robust"]}}
+    tiny_raw["tracking"] = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "scaling"}
+    tiny_raw["storage"] = {"path": str(tmp_path / "results")}
+    cfg = parse_config(tiny_raw)
+    data = prepare_sweep_data(cfg)
+    assert sorted(k[0] for k in [data.prepared_key, *data.variants]) == ["robust", "standard"]
+    run_sweep(cfg, config_text="name: tiny\n", data=data)
+    checkpoints = [torch.load(path, weights_only=True) for path in (tmp_path / "results").rglob("checkpoint.pt")]
+    kinds = {state["config"]["data"]["scaling"] for state in checkpoints}
+    assert kinds == {"standard", "robust"}
+    for state in checkpoints:
+        assert state["preprocessing"]["scaler"]["kind"] == state["config"]["data"]["scaling"]
