@@ -1,9 +1,15 @@
-"""The epoch loop, free of Ray: it trains, measures and hands each epoch to a `report` callable.
+"""The epoch loop, free of Ray: a steppable `Trainer`, and `fit`, which hands each epoch to a `report` callable.
 
-    result = fit(model, windows, cfg.train, inverse_targets=data.inverse_targets,
-                 report=lambda metrics, checkpoint: print(metrics))
+    trainer = Trainer(model, windows, cfg.train, inverse_targets=data.inverse_targets, monitor="val_rmse")
+    while not trainer.done:
+        metrics = trainer.run_epoch()          # train one epoch, then validate
+        save(trainer.state())                  # resume later with trainer.load_state(state)
 
-A unit test trains a model with it in a second; `trainable.py` plugs it into Ray Tune.
+    fit(model, windows, cfg.train, inverse_targets=..., report=lambda metrics, checkpoint: print(metrics))
+
+A unit test trains a model with it in a second; `trainable.py` plugs it into Ray Tune. Each Trainer keeps its
+own shuffling and dropout random streams, so several (one per cross-validation fold) can run side by side
+and each one resumes exactly from its own state.
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from lstm_ray.config import TrainConfig
 from lstm_ray.data.windows import Windows
+from lstm_ray.errors import ConfigError
+from lstm_ray.metrics import TASK_METRICS, classification_metrics, forecast_metrics
+from lstm_ray.schedules import EarlyStopping, LearningRate
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
 OPTIMIZERS = {
@@ -28,6 +38,7 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class DivergedError(RuntimeError):
@@ -38,12 +49,13 @@ class DivergedError(RuntimeError):
 class FitResult:
     epochs: int  # the last epoch trained
     metrics: dict[str, float]  # that epoch's metrics
+    stopped_early: bool = False  # early stopping (train.patience) ended training before max_epochs
 
 
 def select_device(prefer_gpu: bool = True) -> torch.device:
     """CUDA when a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES for GPU trials), else the CPU."""
     if prefer_gpu and torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True  # fixed window shapes: let cuDNN pick its fastest RNN kernels
+        torch.backends.cudnn.benchmark = True  # let cuDNN pick its fastest RNN kernels for our shapes
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -52,6 +64,123 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains `model` on windows["train"] one epoch at a time and validates on windows["val"].
+
+    The task (forecast: MSE loss; classify: cross-entropy on logits) is the model's. `monitor` is the
+    metric that early stopping and the plateau schedule watch (any key `run_epoch` returns). Raises
+    ConfigError for fp16 on a CPU or a model with nothing left to train.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        windows: dict[str, Windows],
+        cfg: TrainConfig,
+        *,
+        inverse_targets: Callable[[np.ndarray], np.ndarray] = lambda y: y,
+        monitor: str = "val_loss",
+        device: torch.device | None = None,
+    ):
+        self.model, self.windows, self.cfg, self.inverse_targets = model, windows, cfg, inverse_targets
+        self.device = device or select_device()
+        if cfg.precision == "fp16" and self.device.type == "cpu":
+            raise ConfigError("train.precision", "fp16 needs a GPU (CPU kernels have no fp16 LSTM); use bf16 or fp32")
+        self.task = getattr(model, "task", "forecast")
+        self.monitor, mode = monitor, TASK_METRICS[self.task].get(monitor, "min")
+        model.to(self.device)
+        self.optimizer = make_optimizer(model, cfg)
+        self.shuffle = torch.Generator().manual_seed(cfg.seed)
+        self.dropout_rng = torch.Generator().manual_seed(cfg.seed).get_state()
+        self.batches = _batches(windows["train"], cfg.batch_size, self.shuffle, self.device)
+        self.schedule = LearningRate(self.optimizer, cfg, len(self.batches), mode)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.stopper = EarlyStopping(cfg.patience, cfg.min_delta, mode)
+        self.loss_fn = nn.CrossEntropyLoss() if self.task == "classify" else nn.MSELoss()
+        self.epoch, self.stopped = 0, False
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.epoch >= self.cfg.max_epochs
+
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch and validate: epoch, train_loss, train_lr, every val_* metric, early_stopped.
+
+        Raises DivergedError when the training loss is not finite.
+        """
+        self.epoch += 1
+        with torch.random.fork_rng(devices=[]):  # dropout draws from this trainer's own stream
+            torch.set_rng_state(self.dropout_rng)
+            train_loss = self._train_epoch()
+            self.dropout_rng = torch.get_rng_state()
+        if not math.isfinite(train_loss):
+            raise DivergedError(f"train loss became {train_loss} at epoch {self.epoch}; lower train.lr or clip harder")
+        metrics: dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss, "train_lr": self._lr()}
+        scores = evaluate(self.model, self.windows["val"], self.inverse_targets, self.device)
+        metrics |= {f"val_{k}": v for k, v in scores.items()}
+        self.schedule.after_epoch(self.epoch, metrics[self.monitor])
+        self.stopped = self.stopper.update(metrics[self.monitor])
+        metrics["early_stopped"] = float(self.stopped)
+        return metrics
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly; loadable with torch.load(weights_only=True).
+
+        The tensors are the live ones: save or copy the dict before the next `run_epoch`.
+        """
+        return {
+            "model": self.model.state_dict(),
+            "model_args": getattr(self.model, "model_args", {}),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state(),
+            "scaler": self.scaler.state_dict(),
+            "early_stopping": self.stopper.state(),
+            "epoch": self.epoch,
+            "rng": {"shuffle": self.shuffle.get_state(), "torch": self.dropout_rng},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a `state()` dict: the next `run_epoch` trains epoch state["epoch"] + 1."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.stopper.load_state(state["early_stopping"])
+        self.shuffle.set_state(state["rng"]["shuffle"])
+        self.dropout_rng = state["rng"]["torch"]
+        self.epoch = int(state["epoch"])
+
+    def _train_epoch(self) -> float:
+        self.model.train()
+        total, count = 0.0, 0
+        for batch in self.batches:
+            x, y, lengths = (t.to(self.device, non_blocking=True) if t is not None else None for t in batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, PRECISIONS[self.cfg.precision], self.cfg.precision != "fp32"):
+                output = self.model(x, lengths, tbptt=self.cfg.tbptt)
+            loss = self.loss_fn(output.float(), y)
+            self.scaler.scale(loss + self._penalty()).backward()
+            if self.cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.schedule.after_batch()
+            total += loss.item() * len(x)
+            count += len(x)
+        return total / count
+
+    def _penalty(self) -> torch.Tensor | float:
+        """train.l1 * sum |w| + train.l2 * sum w^2 over the trained weight matrices (biases are exempt)."""
+        if not (self.cfg.l1 or self.cfg.l2):
+            return 0.0
+        weights = [p for p in self.model.parameters() if p.requires_grad and p.dim() > 1]
+        return sum(self.cfg.l1 * w.abs().sum() + self.cfg.l2 * w.square().sum() for w in weights)
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
 
 def fit(
@@ -63,59 +192,42 @@ def fit(
     report: Report,
     checkpoint: dict[str, Any] | None = None,
     device: torch.device | None = None,
+    monitor: str = "val_loss",
 ) -> FitResult:
-    """Train for `cfg.max_epochs`, calling `report(metrics, checkpoint)` after every epoch.
+    """Train until max_epochs or early stopping, calling `report(metrics, checkpoint)` after every epoch.
 
-    `metrics` holds train_loss and the validation metrics (val_loss on the scaled targets, val_rmse and
-    val_mae on the original scale); `checkpoint` holds the model, optimiser and RNG state, and passing it
-    back as `checkpoint` resumes the same curve. Raises DivergedError when the loss is not finite.
+    `metrics` is `Trainer.run_epoch`'s; `checkpoint` is `Trainer.state()`, and passing it back as
+    `checkpoint` resumes the same curve. Raises DivergedError when the loss is not finite.
     """
-    device = device or select_device()
-    model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    start = 1
+    trainer = Trainer(model, windows, cfg, inverse_targets=inverse_targets, monitor=monitor, device=device)
+    return run_epochs(trainer, report, checkpoint)
+
+
+def run_epochs(trainer: Any, report: Report, checkpoint: dict[str, Any] | None = None) -> FitResult:
+    """Step `trainer` (a Trainer, or anything with its interface) to the end, reporting every epoch."""
     if checkpoint is not None:
-        start = restore(model, optimizer, shuffle, checkpoint) + 1
-    x, y = _to_tensors(windows["train"], device)
-    loss_fn = nn.MSELoss()
+        trainer.load_state(checkpoint)
     metrics: dict[str, float] = {}
-    epoch = start - 1
-    for epoch in range(start, cfg.max_epochs + 1):
-        train_loss = train_epoch(model, optimizer, loss_fn, x, y, cfg, shuffle)
-        if not math.isfinite(train_loss):
-            raise DivergedError(f"train loss became {train_loss} at epoch {epoch}; lower train.lr or clip harder")
-        metrics = {"epoch": epoch, "train_loss": train_loss}
-        metrics |= {f"val_{k}": v for k, v in evaluate(model, windows["val"], inverse_targets, device).items()}
-        report(metrics, checkpoint_state(model, optimizer, shuffle, epoch))
-    return FitResult(epochs=epoch, metrics=metrics)
-
-
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    cfg: TrainConfig,
-    shuffle: torch.Generator,
-) -> float:
-    model.train()
-    order = torch.randperm(len(x), generator=shuffle).to(x.device)
-    total, count = 0.0, 0
-    for batch in order.split(cfg.batch_size):
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[batch]), y[batch])
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        total += loss.item() * len(batch)
-        count += len(batch)
-    return total / count
+    while not trainer.done:
+        metrics = trainer.run_epoch()
+        report(metrics, trainer.state())
+    return FitResult(epochs=trainer.epoch, metrics=metrics, stopped_early=trainer.stopped)
 
 
 @torch.no_grad()
+def predict(model: nn.Module, windows: Windows, device: torch.device, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs for every window, as float32 on the CPU (forecasts, or class logits)."""
+    model.eval()
+    x = torch.as_tensor(windows.x)
+    lengths = None if windows.lengths is None else torch.as_tensor(windows.lengths)
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start : start + batch_size].to(device)
+        chunk_lengths = None if lengths is None else lengths[start : start + batch_size]
+        outputs.append(model(chunk, chunk_lengths).float().cpu())
+    return torch.cat(outputs).numpy()
+
+
 def evaluate(
     model: nn.Module,
     windows: Windows,
@@ -123,41 +235,47 @@ def evaluate(
     device: torch.device,
     batch_size: int = 1024,
 ) -> dict[str, float]:
-    """loss (MSE on scaled targets), rmse and mae (on the original scale) over every window."""
-    model.eval()
-    x, _ = _to_tensors(windows, device)
-    predicted = torch.cat([model(chunk) for chunk in x.split(batch_size)]).float().cpu().numpy()
-    loss = float(np.mean((predicted - windows.y) ** 2))
-    error = inverse_targets(predicted) - inverse_targets(windows.y)
-    return {"loss": loss, "rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+    """Score the model on every window, by its task.
+
+    forecast: loss (MSE on scaled targets) and rmse, mae, mape, smape on the original scale (`inverse_targets`);
+    classify: loss (cross-entropy), accuracy, f1 (macro) and auc (binary, or macro one-vs-rest).
+    """
+    outputs = predict(model, windows, device, batch_size)
+    if getattr(model, "task", "forecast") == "classify":
+        return classification_metrics(outputs, windows.y)
+    loss = float(np.mean((outputs - windows.y) ** 2))
+    return {"loss": loss} | forecast_metrics(inverse_targets(outputs), inverse_targets(windows.y))
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser over the parameters that train (frozen ones are left out)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ConfigError("model.freeze", "freezes every part of the model; leave at least the head to train")
     kwargs: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    return OPTIMIZERS[cfg.optimizer](model.parameters(), **kwargs)
+    if cfg.optimizer in ("sgd", "rmsprop"):
+        kwargs["momentum"] = cfg.momentum
+    if cfg.optimizer == "sgd":
+        kwargs["nesterov"] = cfg.nesterov
+    return OPTIMIZERS[cfg.optimizer](parameters, **kwargs)
 
 
-def checkpoint_state(
-    model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, epoch: int
-) -> dict[str, Any]:
-    """Everything needed to continue training exactly; loadable with torch.load(weights_only=True)."""
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
-    }
-
-
-def restore(model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator, state: dict[str, Any]) -> int:
-    """Load a `checkpoint_state` dict; returns the epoch it was taken after."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    shuffle.set_state(state["rng"]["shuffle"])
-    torch.set_rng_state(state["rng"]["torch"])
-    return int(state["epoch"])
-
-
-def _to_tensors(windows: Windows, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batches(windows: Windows, batch_size: int, shuffle: torch.Generator, device: torch.device) -> DataLoader:
+    """Shuffled batches of (x, y, lengths or None); pinned in host memory when they go to a GPU."""
     # Object-store arrays are read-only; torch.tensor copies them into memory the model may own.
-    return torch.tensor(windows.x, device=device), torch.tensor(windows.y, device=device)
+    tensors = [torch.tensor(windows.x), torch.tensor(windows.y)]
+    if windows.lengths is not None:
+        tensors.append(torch.tensor(windows.lengths))
+    sampler = BatchSampler(RandomSampler(range(len(windows)), generator=shuffle), batch_size, drop_last=False)
+    return DataLoader(
+        _IndexedTensors(*tensors),
+        sampler=sampler,
+        batch_size=None,  # the sampler yields whole batches of indices: one gather per batch
+        pin_memory=device.type == "cuda",
+    )
+
+
+class _IndexedTensors(TensorDataset):
+    def __getitem__(self, index: list[int]) -> tuple[torch.Tensor | None, ...]:
+        items = tuple(t[index] for t in self.tensors)
+        return items if len(items) == 3 else (*items, None)

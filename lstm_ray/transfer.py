@@ -1,0 +1,112 @@
+"""Starting a model from earlier work: pretrained token vectors, an earlier run's weights, frozen parts.
+
+    model = assemble_model(cfg, n_inputs=1, n_targets=1, horizon=4)   # what a trial trains
+
+`model.init_from` takes an MLflow model URI (`runs:/RUN_ID/model`, `models:/NAME/VERSION`, read from
+`tracking.uri`) or a checkpoint (a `checkpoint.pt` file, or the Tune checkpoint folder holding one). The
+recurrent layers and the embedding must match the source exactly; a pooling or output head of another
+shape (another horizon, target count or number of classes) starts fresh. Any other mismatch raises a
+ConfigError naming each tensor, both shapes and the config keys that decide them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstm_ray.config import ExperimentConfig
+from lstm_ray.embeddings import read_vectors
+from lstm_ray.errors import ConfigError
+from lstm_ray.models import SequenceModel, build_model, part_of
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+REPLACEABLE = ("attention", "head")  # parts that may start fresh when the source's differ
+DECIDED_BY = {
+    "embedding": "model.embedding_dim / model.vocab_size",
+    "recurrent": "model.cell, model.hidden_size, model.num_layers, model.bidirectional, model.proj_size "
+    "and the input features",
+}
+
+
+def assemble_model(
+    cfg: ExperimentConfig, n_inputs: int, n_targets: int = 1, horizon: int = 1, n_classes: int = 0
+) -> SequenceModel:
+    """The model a trial of `cfg` starts training from: built, given its vectors, initialised, parts frozen."""
+    vectors = read_vectors(cfg.model.embedding_vectors).matrix if cfg.model.embedding_vectors else None
+    model = build_model(cfg.model, n_inputs, n_targets, horizon, n_classes=n_classes, vectors=vectors)
+    if cfg.model.init_from:
+        source = load_source(cfg.model.init_from, cfg.tracking.uri)
+        initialise_from(model, source, cfg.model.init_from)
+    return model
+
+
+def load_source(source: str, tracking_uri: str | None = None) -> dict[str, torch.Tensor]:
+    """The weights (a state dict) of an MLflow model URI or a checkpoint file or folder."""
+    if source.startswith(MLFLOW_SCHEMES):
+        return _mlflow_weights(source, tracking_uri)
+    path = Path(source)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ConfigError("model.init_from", f"no checkpoint at {str(path)!r}; give a checkpoint.pt or its folder")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ConfigError("model.init_from", f"{str(path)!r} is not an lstm-ray checkpoint (no 'model' weights)")
+    return state["model"]
+
+
+def initialise_from(model: torch.nn.Module, source: dict[str, torch.Tensor], name: str) -> list[str]:
+    """Copy `source` weights into `model`; returns the parts that start fresh because the source lacks them.
+
+    Raises ConfigError, explaining every mismatch, when the embedding or recurrent layers do not fit.
+    """
+    target = model.state_dict()
+    problems: dict[str, str] = {}
+    fresh: set[str] = set()
+    for key, tensor in target.items():
+        theirs = source.get(key)
+        if theirs is not None and theirs.shape == tensor.shape:
+            continue
+        part = part_of(key)[0]
+        if part in REPLACEABLE:
+            fresh.add(part)
+            continue
+        problems[key] = _describe(key, tensor, theirs)
+    if problems:
+        decided = sorted({DECIDED_BY[part_of(key)[0]] for key in problems})
+        raise ConfigError(
+            "model.init_from",
+            f"{name} does not fit this model: {'; '.join(problems.values())}. Set {' and '.join(decided)} as "
+            "in the source run",
+        )
+    usable = {k: v for k, v in source.items() if k in target and part_of(k)[0] not in fresh}
+    model.load_state_dict(usable, strict=False)
+    if fresh:
+        log.info("model.init_from %s: %s start fresh (their shape differs from the source's)", name, sorted(fresh))
+    return sorted(fresh)
+
+
+def _describe(key: str, ours: torch.Tensor, theirs: torch.Tensor | None) -> str:
+    if theirs is None:
+        return f"{key} {tuple(ours.shape)} is missing from the source"
+    return f"{key} is {tuple(theirs.shape)} in the source but {tuple(ours.shape)} here"
+
+
+def _mlflow_weights(uri: str, tracking_uri: str | None) -> dict[str, Any]:
+    import mlflow
+    import mlflow.pytorch
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    except mlflow.exceptions.MlflowException as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("model.init_from", f"cannot load {uri!r} from {tracking_uri}: {first}") from None
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
