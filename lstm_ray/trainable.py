@@ -30,6 +30,7 @@ def train_trial(params: dict[str, Any], *, experiment: ExperimentConfig, data: P
     # Use exactly the cores Ray granted: more threads than that oversubscribes the node and slows every trial.
     torch.set_num_threads(max(1, int(cfg.resources.cpu)))
     seed_everything(cfg.train.seed)
+    data = data.for_config(cfg.data)  # the variant prepared for this trial's searched data.scaling etc.
     trainer = build_trainer(cfg, data, select_device(prefer_gpu=cfg.resources.gpu > 0))
     extra = {"config": cfg.to_dict(), "preprocessing": data.preprocessing_state()}
 
