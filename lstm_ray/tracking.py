@@ -1,153 +1,89 @@
-"""Everything MLflow: a parent run per sweep, a child run per trial, the winner as a logged PyTorch model.
+"""Everything MLflow: a parent run per sweep, a child run per trial, the winner as a raw-row pyfunc model.
 
-    tracker = SweepTracker.start(cfg, config_text)       # parent run
+    tracker = SweepTracker.start(cfg, config_text)       # parent run (replays earlier spilled writes)
     Tuner(..., run_config=RunConfig(callbacks=[tracker.callback]))
-    tracker.log_model(best_model, input_example, preprocessing)
+    tracker.log_results(record, results)      # leaderboard, report, checkpoints (tracking.checkpoints)
+    tracker.log_model(best_model, input_windows, preprocessing)
     tracker.finish(summary_metrics, tags)
 
-Writes happen on the driver, off Tune's event loop: callbacks only append to an ordered outbox that one
-background thread drains with `log_batch`. A write that fails (server down) is retried in order until it is
-acknowledged, so an outage delays logging but neither blocks training nor loses metrics.
+Writes happen on the driver, off Tune's event loop: callbacks only append to an ordered outbox (`outbox.py`)
+that one background thread drains in batches. A write that fails (server down) is retried in order until it is
+acknowledged; what is still unsent when the sweep ends and `tracking.flush_timeout_s` has passed is spilled to
+`<storage.path>/mlflow-outbox/` and sent on the next sweep start, resume or `lstm-ray report`. MLflow's own
+HTTP retries are shortened (`CLIENT_DEFAULTS`) so that this loop, not a 4-minute blocking call, is in charge.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
-import queue
-import threading
+import os
+import shutil
+import subprocess
+import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_LOGGED_ARTIFACTS, MLFLOW_PARENT_RUN_ID
 from ray import tune
 
 from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig
+from lstm_ray.errors import ConfigError
+from lstm_ray.outbox import (
+    TAG_MODEL_URI,
+    TAG_ROLE,
+    TAG_TRIAL_ID,
+    Outbox,
+    Write,
+    _as_uri,
+    replay_spilled,
+    spill_folder,
+)
 
 log = logging.getLogger(__name__)
 
-TAG_TRIAL_ID = "lstm_ray.trial_id"
+__all__ = [
+    "TAG_MODEL_URI",
+    "Outbox",
+    "SweepTracker",
+    "TrialLogger",
+    "child_runs",
+    "connect",
+    "replay_spilled",
+]
+
 TAG_OUTCOME = "lstm_ray.outcome"
 TAG_STOP_REASON = "lstm_ray.stop_reason"
-TAG_ROLE = "lstm_ray.role"
 TAG_EPOCHS = "lstm_ray.epochs"
-MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+TAG_RUNG = "lstm_ray.rung_reached"  # the highest ASHA rung (epoch) the trial got to; 0 below the first
+TAG_PHASE = "lstm_ray.phase"  # children of a later Tune run of the same sweep, e.g. "reevaluation"
+TAG_NODE = "lstm_ray.node"  # host and IP of the node the trial ran on (its last, after a restore)
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
+CLIENT_DEFAULTS = {
+    # MLflow's own defaults retry for ~4 minutes inside one blocking call; the outbox retries instead.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    # The sweep prints its own progress: no run URLs or download bars between its lines.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
-@dataclass
-class _Write:
-    """One queued MLflow operation for a trial (or the parent when trial_id is None)."""
-
-    kind: str  # "start" | "log" | "end"
-    trial_id: str | None
-    metrics: list[Metric] = field(default_factory=list)
-    params: list[Param] = field(default_factory=list)
-    tags: list[RunTag] = field(default_factory=list)
-    run_name: str = ""
-    status: str = ""
-
-
-class Outbox:
-    """An ordered queue of MLflow writes drained by one thread; failures are retried, never dropped."""
-
-    def __init__(self, client: MlflowClient, experiment_id: str, parent_run_id: str, flush_interval: float = 0.5):
-        self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
-        self.run_ids: dict[str, str] = {}  # trial id -> MLflow run id, once the run exists
-        self.started: set[str] = set()  # trial ids whose run creation is queued
-        self.flush_interval = flush_interval
-        self._queue: queue.Queue[_Write | None] = queue.Queue()
-        self._pending: list[_Write] = []
-        self._thread = threading.Thread(target=self._drain, name="lstm-ray-mlflow", daemon=True)
-        self._thread.start()
-
-    def put(self, write: _Write) -> None:
-        self._queue.put(write)
-
-    def close(self, timeout: float = 300.0) -> bool:
-        """Flush everything; returns False when writes were still unacknowledged after `timeout` seconds."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _drain(self) -> None:
-        closing = False
-        backoff = self.flush_interval
-        while True:
-            try:
-                item = self._queue.get(timeout=self.flush_interval)
-                if item is None:
-                    closing = True
-                else:
-                    self._pending.append(item)
-                while not self._queue.empty():  # take everything queued so far into one flush
-                    item = self._queue.get_nowait()
-                    closing = closing or item is None
-                    if item is not None:
-                        self._pending.append(item)
-            except queue.Empty:
-                pass
-            try:
-                self._flush()
-                backoff = self.flush_interval
-            except Exception as err:  # noqa: BLE001 - any transport error: keep the writes and retry
-                log.warning("MLflow write failed (%s); retrying in %.0f s, nothing is dropped", err, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            if closing and not self._pending:
-                return
-
-    def _flush(self) -> None:
-        while self._pending:
-            write = self._pending[0]
-            if write.kind == "log":
-                # Merge consecutive logs for the same run into as few log_batch calls as MLflow allows.
-                batch = self._leading_logs(write.trial_id)
-                self._log(write.trial_id, batch)
-                del self._pending[: len(batch)]
-                continue
-            self._apply(write)
-            self._pending.pop(0)
-
-    def _leading_logs(self, trial_id: str | None) -> list[_Write]:
-        run = []
-        for write in self._pending:
-            if write.kind != "log" or write.trial_id != trial_id:
-                break
-            run.append(write)
-        return run
-
-    def _log(self, trial_id: str | None, writes: list[_Write]) -> None:
-        run_id = self._run_id(trial_id)
-        metrics = [m for w in writes for m in w.metrics]
-        params = [p for w in writes for p in w.params]
-        tags = [t for w in writes for t in w.tags]
-        for start in range(0, max(len(metrics), 1), MAX_BATCH):
-            chunk = metrics[start : start + MAX_BATCH]
-            first = start == 0
-            self.client.log_batch(run_id, metrics=chunk, params=params if first else [], tags=tags if first else [])
-
-    def _apply(self, write: _Write) -> None:
-        if write.kind == "start":
-            tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL_ID: write.trial_id, TAG_ROLE: "trial"}
-            run = self.client.create_run(self.experiment_id, tags=tags, run_name=write.run_name)
-            self.run_ids[write.trial_id] = run.info.run_id
-            self.client.log_batch(run.info.run_id, params=write.params)
-        elif write.kind == "end":
-            run_id = self._run_id(write.trial_id)
-            self.client.log_batch(run_id, tags=write.tags)
-            self.client.set_terminated(run_id, status=write.status)
-
-    def _run_id(self, trial_id: str | None) -> str:
-        return self.parent_run_id if trial_id is None else self.run_ids[trial_id]
+def connect(uri: str) -> MlflowClient:
+    """A client for `uri` with short HTTP retries and no chatter (an environment variable already set wins)."""
+    for name, value in CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
 
 
 class TrialLogger(tune.Callback):
@@ -158,10 +94,22 @@ class TrialLogger(tune.Callback):
     previous driver created so a resumed trial continues its own run.
     """
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, max_epochs: int):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        max_epochs: int,
+        *,
+        rungs: tuple[int, ...] = (),
+        git_commit: str = "",
+        phase: str = "",
+    ):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.max_epochs = max_epochs
+        self.max_epochs, self.rungs, self.git_commit, self.phase = max_epochs, tuple(rungs), git_commit, phase
         self.outcome_counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
+        self.nodes: dict[str, str] = {}  # trial id -> the node last tagged
+        self.configs: dict[str, dict[str, Any]] = {}  # trial id -> the hyperparameters last logged
         self.outbox: Outbox | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -170,11 +118,21 @@ class TrialLogger(tune.Callback):
     def setup(self, **info: Any) -> None:
         self.start()
 
+    def get_state(self) -> dict[str, Any]:
+        """Saved by Tune with the experiment, so a resumed sweep keeps counting its earlier trials."""
+        return {"outcome_counts": dict(self.outcome_counts)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.outcome_counts.update(state["outcome_counts"])
+
     def start(self) -> Outbox:
         if self.outbox is None:
-            client = MlflowClient(self.tracking_uri)
+            client = connect(self.tracking_uri)
             self.outbox = Outbox(client, self.experiment_id, self.parent_run_id)
-            self.outbox.run_ids.update(child_runs(client, self.experiment_id, self.parent_run_id))
+            try:
+                self.outbox.run_ids.update(child_runs(client, self.experiment_id, self.parent_run_id))
+            except MlflowException as err:  # a resume while the server is down: trials not yet restored log anew
+                log.warning("could not list the sweep's child runs (%s); resumed trials may get new runs", err)
         return self.outbox
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -182,11 +140,29 @@ class TrialLogger(tune.Callback):
         if trial.trial_id in outbox.run_ids or trial.trial_id in outbox.started:
             return  # a restored or resumed trial keeps logging into its existing run
         outbox.started.add(trial.trial_id)
-        params = [Param(k, _param_value(v)) for k, v in sorted(trial.config.items())]
-        outbox.put(_Write("start", trial.trial_id, params=params, run_name=str(trial)))
+        params = [Param(k, _param_value(v)) for k, v in sorted(flatten(trial.config).items())]
+        tags = [RunTag(MLFLOW_GIT_COMMIT, self.git_commit)] if self.git_commit else []
+        tags += [RunTag(TAG_PHASE, self.phase)] if self.phase else []
+        outbox.put(Write("start", trial.trial_id, params=params, tags=tags, run_name=str(trial)))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self.start().put(_Write("log", trial.trial_id, metrics=trial_metrics(result)))
+        node = f"{result.get('hostname', '?')} ({result.get('node_ip', '?')})"
+        tags = [] if self.nodes.get(trial.trial_id) == node else [RunTag(TAG_NODE, node)]
+        self.nodes[trial.trial_id] = node
+        metrics = trial_metrics(result)
+        # PBT changes a running trial's hyperparameters; params are immutable, so the new values are logged as
+        # metrics (numbers) or tags of the same name, from the epoch they apply.
+        config = flatten(trial.config)
+        before = self.configs.setdefault(trial.trial_id, config)
+        changed = {k: v for k, v in config.items() if before.get(k) != v}
+        self.configs[trial.trial_id] = config
+        step, now = int(result.get("epoch", 0)), int(time.time() * 1000)
+        for key, value in changed.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics.append(Metric(key, float(value), now, step))
+            else:
+                tags.append(RunTag(f"lstm_ray.changed.{key}", f"{value} from epoch {step}"))
+        self.start().put(Write("log", trial.trial_id, metrics=metrics, tags=tags))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, outcomes.outcome_of(trial.last_result, self.max_epochs, errored=False), "")
@@ -203,8 +179,9 @@ class TrialLogger(tune.Callback):
             RunTag(TAG_OUTCOME, outcome),
             RunTag(TAG_STOP_REASON, reason[:5000]),
             RunTag(TAG_EPOCHS, str(epoch)),
+            RunTag(TAG_RUNG, str(max([r for r in self.rungs if r <= epoch], default=0))),
         ]
-        self.start().put(_Write("end", trial.trial_id, tags=tags, status=outcomes.MLFLOW_STATUS[outcome]))
+        self.start().put(Write("end", trial.trial_id, tags=tags, status=outcomes.MLFLOW_STATUS[outcome]))
 
 
 @dataclass
@@ -214,78 +191,224 @@ class SweepTracker:
     client: MlflowClient
     parent_run_id: str
     callback: TrialLogger
+    cfg: ExperimentConfig | None = None
+    model_uri: str = ""  # the winner's model URI once logged ("" while the server is unreachable)
+    staging: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lstm-ray-tracking-")))
+    _deadline: float | None = None
+    _finished: bool = False
 
     @classmethod
     def start(cls, cfg: ExperimentConfig, config_text: str) -> SweepTracker:
-        mlflow.set_tracking_uri(cfg.tracking.uri)
-        client = MlflowClient(cfg.tracking.uri)
-        experiment = client.get_experiment_by_name(cfg.experiment_name)
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.experiment_name)
-        parent = client.create_run(
-            experiment_id,
-            run_name=f"{cfg.name}-sweep",
-            tags={TAG_ROLE: "sweep", "lstm_ray.config_name": cfg.name},
-        )
+        """Create the parent run (raises ConfigError naming tracking.uri when the server cannot be reached),
+        then send what earlier sweeps spilled into the same storage."""
+        from lstm_ray.reports import asha_rungs
+
+        client = connect(cfg.tracking.uri)
+        commit = git_commit()
+        try:
+            experiment = client.get_experiment_by_name(cfg.experiment_name)
+            experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.experiment_name)
+            tags = {TAG_ROLE: "sweep", "lstm_ray.config_name": cfg.name}
+            tags |= {MLFLOW_GIT_COMMIT: commit} if commit else {}
+            parent = client.create_run(experiment_id, run_name=f"{cfg.name}-sweep", tags=tags)
+        except MlflowException as err:
+            raise ConfigError(
+                "tracking.uri",
+                f"cannot reach MLflow at {cfg.tracking.uri} ({_short(err)}); start the server "
+                "(scripts/mlflow_server.py) or point tracking.uri elsewhere",
+            ) from None
         run_id = parent.info.run_id
         client.log_batch(run_id, params=sweep_params(cfg))
         client.log_text(run_id, config_text, "config.yaml")
-        return cls(client, run_id, TrialLogger(cfg.tracking.uri, experiment_id, run_id, cfg.train.max_epochs))
+        replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
+        search = cfg.search
+        max_t = search.max_t or cfg.train.max_epochs
+        rungs = tuple(asha_rungs(search.scheduler, search.grace_period, search.reduction_factor, max_t))
+        logger = TrialLogger(
+            cfg.tracking.uri, experiment_id, run_id, cfg.train.max_epochs, rungs=rungs, git_commit=commit
+        )
+        return cls(client, run_id, logger, cfg)
+
+    @classmethod
+    def reattach(cls, cfg: ExperimentConfig, parent_run_id: str, callback: TrialLogger) -> SweepTracker:
+        """The tracker of an interrupted sweep for `lstm-ray resume`: its parent run is RUNNING again (a
+        killed driver left it RUNNING, Ctrl-C KILLED), and `callback` is the TrialLogger Tune restored."""
+        client = connect(cfg.tracking.uri)
+        try:
+            client.update_run(parent_run_id, status="RUNNING")
+        except MlflowException as err:
+            raise ConfigError("tracking.uri", f"cannot reopen parent run {parent_run_id}: {_short(err)}") from None
+        replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
+        return cls(client, parent_run_id, callback, cfg)
+
+    def trial_logger(self, phase: str) -> TrialLogger:
+        """A callback for another Tune run of this sweep (e.g. re-evaluating the best trials): its trials become
+        children of the same parent run, tagged `lstm_ray.phase`, sent through the same outbox; its outcome
+        counts stay apart from the sweep's."""
+        first = self.callback
+        logger = TrialLogger(
+            first.tracking_uri,
+            first.experiment_id,
+            self.parent_run_id,
+            first.max_epochs,
+            rungs=first.rungs,
+            git_commit=first.git_commit,
+            phase=phase,
+        )
+        logger.outbox = first.start()
+        return logger
+
+    def log_json(self, data: Any, artifact_file: str) -> None:
+        """Queue `data` as the JSON artifact `artifact_file` (e.g. "manifest.json") of the parent run."""
+        path = Path(tempfile.mkdtemp(dir=self.staging)) / Path(artifact_file).name
+        path.write_text(json.dumps(data, indent=2, default=str))
+        folder = str(Path(artifact_file).parent).removeprefix(".")
+        self.callback.start().put(Write("artifacts", None, source=str(path.parent), artifact_path=folder))
+
+    def log_results(self, record: Any, results: Any) -> None:
+        """Queue the leaderboard (table + Parquet), the report (when `tracking.report`) and the checkpoints
+        `tracking.checkpoints` asks for. `record` is a `reports.SweepRecord`; `results` Tune's ResultGrid."""
+        from lstm_ray.reports import write_report
+
+        outbox = self.callback.start()
+        outbox.flush(self._remaining())  # so the leaderboard can name every trial's run
+        for trial in record.trials:
+            trial.run_id = trial.run_id or outbox.run_ids.get(trial.trial_id, "")
+        now = int(time.time() * 1000)
+        for trial in record.trials:
+            sizes = {"model_parameters": trial.model_parameters, "train_windows": trial.train_windows}
+            metrics = [Metric(k, v, now, 0) for k, v in sizes.items() if np.isfinite(v)]
+            if metrics and trial.trial_id in outbox.run_ids:
+                outbox.put(Write("log", trial.trial_id, metrics=metrics))
+        outbox.put(Write("log", None, metrics=[Metric("train_rows", float(record.train_rows), now, 0)]))
+        board = record.leaderboard()
+        folder = self.staging / "leaderboard"
+        folder.mkdir(parents=True, exist_ok=True)
+        board.to_parquet(folder / "leaderboard.parquet", index=False)
+        board.to_json(folder / "leaderboard.json", orient="split", index=False)
+        tables = [{"path": f"leaderboard.{ext}", "type": "table"} for ext in ("json", "parquet")]
+        outbox.put(Write("artifacts", None, source=str(folder)))
+        outbox.put(Write("log", None, tags=[RunTag(MLFLOW_LOGGED_ARTIFACTS, json.dumps(tables))]))
+        if self.cfg is None or self.cfg.tracking.report:
+            outbox.put(
+                Write(
+                    "artifacts",
+                    None,
+                    source=str(write_report(record, self.staging / "report").parent),
+                    artifact_path="report",
+                )
+            )
+        for trial_id, checkpoint in self._checkpoints(board, results):
+            local = checkpoint.to_directory(str(self.staging / "checkpoints" / trial_id))
+            outbox.put(Write("artifacts", trial_id, source=local, artifact_path="checkpoint"))
+
+    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> str:
+        """Log the winner on the parent run as `model`, a pyfunc predicting from raw rows (`serving.py`), and
+        register it as `tracking.register_as` when set. `raw_rows` (a DataFrame of rows the model can answer,
+        e.g. `serving.raw_example(...)`) becomes its input example and signature.
+
+        Returns the model URI, or "" while the server is unreachable: the model then waits with the spilled
+        writes and is logged by the next `replay_spilled`.
+        """
+        from lstm_ray.serving import stage_serving_model
+
+        folder = stage_serving_model(self.staging / "model", model, raw_rows, preprocessing, lookback)
+        register_as = (self.cfg.tracking.register_as if self.cfg else None) or ""
+        outbox = self.callback.start()
+        outbox.put(Write("model", None, source=str(folder), register_as=register_as))
+        outbox.flush(self._remaining())
+        self.model_uri = outbox.model_uri
+        return self.model_uri
 
     def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:
-        """Flush every trial's writes, log the sweep's results and close the parent run.
+        """Send every queued write, log the sweep's results and close the parent run.
 
-        Returns False if some trial writes could not be delivered (the tracking server stayed down).
+        Returns False if the server stayed unreachable for `tracking.flush_timeout_s`: the unsent writes are
+        then spilled to `<storage.path>/mlflow-outbox/<parent run id>` and sent by the next `replay_spilled`.
         """
-        delivered = self.callback.start().close()
+        if self._finished:
+            return True
+        self._finished = True
+        outbox = self.callback.start()
         counts = {f"trials_{name}": float(n) for name, n in self.callback.outcome_counts.items()}
+        counts["trials_total"] = float(sum(self.callback.outcome_counts.values()))
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.parent_run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics | counts).items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
+        outbox.put(
+            Write(
+                "log",
+                None,
+                metrics=[Metric(k, float(v), now, 0) for k, v in (metrics | counts).items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            )
         )
-        self.client.set_terminated(self.parent_run_id, status=status)
+        outbox.put(Write("end", None, status=status))
+        delivered = outbox.close(self._remaining())
+        self.model_uri = outbox.model_uri or self.model_uri
+        if not delivered and self.cfg is not None:
+            folder = outbox.spill(spill_folder(_as_uri(self.cfg.storage.path), self.parent_run_id))
+            log.warning(
+                "MLflow at %s stayed unreachable: %d writes kept in %s; `lstm-ray report %s` or the next sweep "
+                "sends them",
+                self.client.tracking_uri,
+                len(outbox.unsent()),
+                folder,
+                self.cfg.experiment_name,
+            )
+        self.callback.outbox = None
+        shutil.rmtree(self.staging, ignore_errors=True)
         return delivered
 
-    def log_model(self, model: Any, input_example: np.ndarray, preprocessing: dict[str, Any]) -> str:
-        """Log `model` as an MLflow PyTorch model on the parent run; returns its model URI.
+    def _checkpoints(self, board: Any, results: Any) -> list[tuple[str, Any]]:
+        """(trial id, best checkpoint) of the trials `tracking.checkpoints` selects, best first."""
+        if self.cfg is None:
+            return []
+        tracking, metric, mode = self.cfg.tracking, self.cfg.search.metric, self.cfg.search.mode
+        by_id = {str(r.metrics.get("trial_id")): r for r in results}
+        out = []
+        for trial_id in checkpoint_trials(board, tracking.checkpoints, tracking.top_k, metric):
+            checkpoint = by_id[trial_id].get_best_checkpoint(metric, mode) if trial_id in by_id else None
+            if checkpoint is not None:
+                out.append((trial_id, checkpoint))
+        return out
 
-        MLflow exports it with torch.export, which fixes any dimension of size 1 in the example: the
-        example therefore needs several windows so that the batch dimension stays dynamic.
-        """
-        import mlflow.pytorch
-        import torch
-        from mlflow.models import infer_signature
-
-        if len(input_example) < 2:
-            raise ValueError("the input example needs at least 2 windows to keep the batch size dynamic")
-        with torch.no_grad():
-            output = model(torch.as_tensor(input_example)).numpy()
-        with _quiet_model_export(), mlflow.start_run(run_id=self.parent_run_id):
-            info = mlflow.pytorch.log_model(
-                model,
-                name="model",
-                signature=infer_signature(input_example, output),
-                input_example=input_example,
-            )
-            mlflow.log_dict(preprocessing, "model_preprocessing.json")
-        return info.model_uri
+    def _remaining(self) -> float:
+        """Seconds left of the one `tracking.flush_timeout_s` budget shared by every wait at the end."""
+        if self._deadline is None:
+            timeout = self.cfg.tracking.flush_timeout_s if self.cfg else 120.0
+            self._deadline = time.monotonic() + timeout
+        return max(0.0, self._deadline - time.monotonic())
 
 
-@contextlib.contextmanager
-def _quiet_model_export():
-    """Silence torch.export's and MLflow's harmless chatter while a model is logged."""
-    loggers = [logging.getLogger(name) for name in ("mlflow.utils.requirements_utils", "torch._export")]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+def checkpoint_trials(board: Any, policy: str, top_k: int, metric: str) -> list[str]:
+    """Trial ids whose best checkpoint goes to MLflow, best first: none, the best, the top_k, or all scored
+    trials (`board` is a `SweepRecord.leaderboard()`, already best first; unscored trials never)."""
+    if policy == "none" or board.empty:
+        return []
+    scored = list(board.loc[np.isfinite(board[f"best_{metric}"].astype(float)), "trial_id"])
+    return {"best": scored[:1], "top_k": scored[:top_k]}.get(policy, scored)
+
+
+def git_commit(folder: str | None = None) -> str:
+    """The commit checked out in `folder` (default: the working directory), or "" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[str, str]:
@@ -294,6 +417,50 @@ def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> 
         [experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'", max_results=50000
     )
     return {r.data.tags[TAG_TRIAL_ID]: r.info.run_id for r in runs if TAG_TRIAL_ID in r.data.tags}
+
+
+def sweep_trials(tracking_uri: str, name: str, metric: str, key: str = "search.warm_start") -> list[dict[str, Any]]:
+    """The completed and early-stopped trials of earlier sweeps, for a warm start (read only).
+
+    `name` is an MLflow experiment (every sweep in it) or a sweep's parent run id; ConfigError names `key`
+    when it is neither. Each trial: params (the sweep's config under the trial's own values, as MLflow
+    strings), searched (the trial's own param names), history (`metric` by epoch), epochs, outcome.
+    """
+    client = connect(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        parents = client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'sweep'", max_results=50000
+        )
+    else:
+        try:
+            parents = [client.get_run(name)]
+        except MlflowException:
+            raise ConfigError(key, f"{name!r} is neither an MLflow experiment nor a run at {tracking_uri}") from None
+        if parents[0].data.tags.get(TAG_ROLE) != "sweep":
+            raise ConfigError(key, f"run {name} is not a sweep's parent run; name the parent or its experiment")
+    trials = []
+    for parent in parents:
+        children = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'",
+            max_results=50000,
+        )
+        for child in children:
+            outcome = child.data.tags.get(TAG_OUTCOME)
+            if outcome not in (outcomes.COMPLETED, outcomes.STOPPED_EARLY) or child.data.tags.get(TAG_PHASE):
+                continue
+            history = sorted(client.get_metric_history(child.info.run_id, metric), key=lambda m: m.step)
+            trials.append(
+                {
+                    "params": parent.data.params | child.data.params,
+                    "searched": set(child.data.params),
+                    "history": [m.value for m in history],
+                    "epochs": int(child.data.tags.get(TAG_EPOCHS, len(history))),
+                    "outcome": outcome,
+                }
+            )
+    return trials
 
 
 def trial_metrics(result: dict[str, Any]) -> list[Metric]:
@@ -321,6 +488,8 @@ def failure_reason(trial: Any) -> str:
 
 
 def sweep_params(cfg: ExperimentConfig) -> list[Param]:
+    """The whole resolved config as params: `section.key` (one level, so lists and the search space stay
+    readable values)."""
     flat: dict[str, Any] = {}
     for section, values in cfg.to_dict().items():
         if isinstance(values, dict):
@@ -331,7 +500,13 @@ def sweep_params(cfg: ExperimentConfig) -> list[Param]:
 
 
 def _param_value(value: Any) -> str:
+    """MLflow keeps at most 6000 characters of a param: a longer value is cut and ends with '...'."""
     if hasattr(value, "item"):
         value = value.item()
     text = str(value)
     return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
+
+
+def _short(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) < 200 else text[:197] + "..."

@@ -1,0 +1,317 @@
+"""The ordered queue of MLflow writes behind `tracking.py`: sent in batches by one thread, never dropped.
+
+    outbox = Outbox(MlflowClient(uri), experiment_id, parent_run_id)
+    outbox.put(Write("log", trial_id, metrics=[...]))      # returns at once
+    if not outbox.close(timeout=120):                       # the server stayed down
+        outbox.spill("/results/mlflow-outbox/<parent run id>")
+    replay_spilled("/results")                              # later: sends what was spilled, then deletes it
+
+A write that fails for a transport reason (server down, timeout, 5xx) is retried in order with back-off; one
+the server rejects (4xx) is logged and skipped so it cannot stall the rest. What is still unacknowledged when
+`close` gives up is written, with the files it uploads, to a spill folder (local, NFS or s3://) and sent by
+`replay_spilled` on the next sweep start, resume or `lstm-ray report`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+log = logging.getLogger(__name__)
+
+TAG_TRIAL_ID = "lstm_ray.trial_id"
+TAG_ROLE = "lstm_ray.role"
+TAG_MODEL_URI = "lstm_ray.model_uri"
+MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+SPILL_FOLDER = "mlflow-outbox"  # under the sweep's storage path
+SPILL_FILE = "outbox.json"
+
+
+@dataclass
+class Write:
+    """One queued MLflow operation for a trial's child run, or the parent run when trial_id is None.
+
+    kind: start (create the child run) | log (metrics, params, tags) | end (final tags, status) |
+    artifacts (upload the local folder `source` under `artifact_path`) | model (log the serving model staged
+    in `source`, registered as `register_as` when set).
+    """
+
+    kind: str
+    trial_id: str | None
+    metrics: list[Metric] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+    tags: list[RunTag] = field(default_factory=list)
+    run_name: str = ""
+    status: str = ""
+    source: str = ""
+    artifact_path: str = ""
+    register_as: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {
+            "metrics": [[m.key, m.value, m.timestamp, m.step] for m in self.metrics],
+            "params": [[p.key, p.value] for p in self.params],
+            "tags": [[t.key, t.value] for t in self.tags],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Write:
+        return cls(
+            **data
+            | {
+                "metrics": [Metric(*m) for m in data["metrics"]],
+                "params": [Param(*p) for p in data["params"]],
+                "tags": [RunTag(*t) for t in data["tags"]],
+            }
+        )
+
+
+class Outbox:
+    """An ordered queue of MLflow writes drained by one background thread."""
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        parent_run_id: str,
+        flush_interval: float = 0.5,
+        run_ids: dict[str, str] | None = None,
+    ):
+        self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
+        self.run_ids: dict[str, str] = dict(run_ids or {})  # trial id -> MLflow run id, once the run exists
+        self.started: set[str] = set()  # trial ids whose run creation is queued
+        self.model_uri = ""  # set once a queued model is logged
+        self.flush_interval = flush_interval
+        self._queue: queue.Queue[Write | None] = queue.Queue()
+        self._pending: list[Write] = []
+        self._singles = 0  # how many pending writes to send one by one (after a merged batch was rejected)
+        self._done = threading.Condition()
+        self._queued = self._acknowledged = 0  # writes put, and writes acknowledged (or skipped as rejected)
+        self._give_up = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="lstm-ray-mlflow", daemon=True)
+        self._thread.start()
+
+    def put(self, write: Write) -> None:
+        with self._done:
+            self._queued += 1
+        self._queue.put(write)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every write queued so far is acknowledged; False if that took longer than `timeout`."""
+        with self._done:
+            target = self._queued
+            return self._done.wait_for(lambda: self._acknowledged >= target, timeout)
+
+    def close(self, timeout: float = 300.0) -> bool:
+        """Send everything and stop; False when writes were still unacknowledged after `timeout` seconds.
+
+        On False the unsent writes are kept in order (`unsent()`), ready to `spill`.
+        """
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._give_up.set()
+            self._thread.join()  # returns after the attempt in flight, bounded by the HTTP timeout
+        return not self.unsent()
+
+    def unsent(self) -> list[Write]:
+        waiting = [w for w in list(self._queue.queue) if w is not None]
+        return self._pending + waiting
+
+    def spill(self, folder_uri: str) -> str:
+        """Write the unsent writes and the files they upload to `folder_uri` (local path or URI)."""
+        self.spill_to(*pafs.FileSystem.from_uri(_as_uri(folder_uri)))
+        return folder_uri
+
+    def spill_to(self, fs: pafs.FileSystem, root: str) -> None:
+        fs.delete_dir_contents(root, missing_dir_ok=True)
+        fs.create_dir(root)
+        writes = []
+        for i, write in enumerate(self.unsent()):
+            data = write.to_json()
+            if write.source:
+                data["source"] = f"files/{i}"
+                fs.create_dir(f"{root}/files/{i}")
+                pafs.copy_files(
+                    write.source,
+                    f"{root}/files/{i}",
+                    source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs,
+                )
+            writes.append(data)
+        state = {
+            "tracking_uri": self.client.tracking_uri,
+            "experiment_id": self.experiment_id,
+            "parent_run_id": self.parent_run_id,
+            "run_ids": self.run_ids,
+            "writes": writes,
+        }
+        with fs.open_output_stream(f"{root}/{SPILL_FILE}") as out:
+            out.write(json.dumps(state).encode())
+
+    def _drain(self) -> None:
+        closing = False
+        backoff = self.flush_interval
+        while True:
+            closing = self._take(closing)
+            try:
+                self._flush()
+                backoff = self.flush_interval
+            except Exception as err:  # noqa: BLE001 - any transport error: keep the writes and retry
+                log.warning("MLflow write failed (%s); retrying in %.1f s, nothing is dropped", _short(err), backoff)
+                if self._give_up.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if closing and not self._pending:
+                return
+
+    def _take(self, closing: bool) -> bool:
+        """Move everything queued so far into the pending list; True once close() was asked for."""
+        try:
+            item = self._queue.get(timeout=self.flush_interval)
+        except queue.Empty:
+            return closing
+        while True:
+            if item is None:
+                closing = True
+            else:
+                self._pending.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return closing
+
+    def _flush(self) -> None:
+        while self._pending:
+            write = self._pending[0]
+            # Consecutive logs for one run are merged into as few log_batch calls as MLflow allows.
+            merge = write.kind == "log" and not self._singles
+            batch = self._leading_logs(write.trial_id) if merge else [write]
+            try:
+                self._log(write.trial_id, batch) if write.kind == "log" else self._apply(write)
+            except MlflowException as err:
+                if not _rejected(err):
+                    raise
+                if len(batch) > 1:  # one bad write must not take the good ones merged with it down: resend singly
+                    self._singles = len(batch)
+                    continue
+                log.error("MLflow rejected a %s write for %s; skipping it: %s", write.kind, write.trial_id, err)
+            count = len(batch)
+            self._singles = max(0, self._singles - count)
+            del self._pending[:count]
+            with self._done:
+                self._acknowledged += count
+                self._done.notify_all()
+
+    def _leading_logs(self, trial_id: str | None) -> list[Write]:
+        run = []
+        for write in self._pending:
+            if write.kind != "log" or write.trial_id != trial_id:
+                break
+            run.append(write)
+        return run
+
+    def _log(self, trial_id: str | None, writes: list[Write]) -> None:
+        run_id = self._run_id(trial_id)
+        metrics = [m for w in writes for m in w.metrics]
+        params = [p for w in writes for p in w.params]
+        tags = list({t.key: t for w in writes for t in w.tags}.values())  # a later value of a tag wins
+        for start in range(0, max(len(metrics), 1), MAX_BATCH):
+            chunk = metrics[start : start + MAX_BATCH]
+            first = start == 0
+            self.client.log_batch(run_id, metrics=chunk, params=params if first else [], tags=tags if first else [])
+
+    def _apply(self, write: Write) -> None:
+        if write.kind == "start":
+            if write.trial_id not in self.run_ids:  # a retry after the run was created must not create another
+                tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL_ID: write.trial_id, TAG_ROLE: "trial"}
+                tags |= {t.key: t.value for t in write.tags}
+                run = self.client.create_run(self.experiment_id, tags=tags, run_name=write.run_name)
+                self.run_ids[write.trial_id] = run.info.run_id
+            self.client.log_batch(self.run_ids[write.trial_id], params=write.params)
+        elif write.kind == "end":
+            run_id = self._run_id(write.trial_id)
+            self.client.log_batch(run_id, tags=write.tags)
+            self.client.set_terminated(run_id, status=write.status)
+        elif write.kind == "artifacts":
+            self.client.log_artifacts(self._run_id(write.trial_id), write.source, write.artifact_path or None)
+        elif write.kind == "model":
+            from lstm_ray.serving import log_serving_model
+
+            self.model_uri = log_serving_model(
+                self.client.tracking_uri, self.parent_run_id, write.source, write.register_as or None
+            )
+            self.client.set_tag(self.parent_run_id, TAG_MODEL_URI, self.model_uri)
+        else:
+            raise ValueError(f"unknown write kind {write.kind!r}")
+
+    def _run_id(self, trial_id: str | None) -> str:
+        return self.parent_run_id if trial_id is None else self.run_ids[trial_id]
+
+
+def spill_folder(storage_uri: str, parent_run_id: str) -> str:
+    """Where a sweep's unsent writes are spilled: `<storage>/mlflow-outbox/<parent run id>`."""
+    return f"{storage_uri.rstrip('/')}/{SPILL_FOLDER}/{parent_run_id}"
+
+
+def replay_spilled(storage_uri: str, timeout: float = 60.0) -> list[str]:
+    """Send every spilled outbox under `storage_uri`; returns the parent run ids now fully delivered.
+
+    A spill whose server is still unreachable after `timeout` seconds is written back, unchanged in order,
+    for the next attempt.
+    """
+    fs, root = pafs.FileSystem.from_uri(_as_uri(f"{storage_uri.rstrip('/')}/{SPILL_FOLDER}"))
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return []
+    delivered = []
+    for info in fs.get_file_info(pafs.FileSelector(root)):
+        if info.type == pafs.FileType.Directory and _replay_one(fs, info.path, timeout):
+            delivered.append(info.base_name)
+    return delivered
+
+
+def _replay_one(fs: pafs.FileSystem, folder: str, timeout: float) -> bool:
+    with fs.open_input_stream(f"{folder}/{SPILL_FILE}") as stream:
+        state = json.loads(stream.read())
+    with tempfile.TemporaryDirectory(prefix="lstm-ray-replay-") as local:
+        pafs.copy_files(folder, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        client = MlflowClient(state["tracking_uri"])
+        outbox = Outbox(client, state["experiment_id"], state["parent_run_id"], run_ids=state["run_ids"])
+        for data in state["writes"]:
+            write = Write.from_json(data)
+            if write.source:
+                write.source = str(Path(local) / write.source)
+            outbox.put(write)
+        if outbox.close(timeout):
+            log.info("sent %d spilled MLflow writes of run %s", len(state["writes"]), state["parent_run_id"])
+            fs.delete_dir(folder)
+            return True
+            outbox.spill_to(fs, folder)  # kept for the next attempt, still in order
+    return False
+
+
+def _rejected(err: MlflowException) -> bool:
+    """True when the server answered and refused the write (4xx): retrying would fail the same way."""
+    return 400 <= err.get_http_status_code() < 500
+
+
+def _as_uri(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def _short(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) < 300 else text[:297] + "..."

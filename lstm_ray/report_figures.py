@@ -1,0 +1,167 @@
+"""The figures of the sweep report, drawn with matplotlib (Agg) into PNG files; see `reports.py`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from lstm_ray.reports import COLORS, SweepRecord
+
+
+def draw_all(record: SweepRecord, importance: dict[str, float], folder: Path) -> dict[str, Path]:
+    """Title -> PNG file of every figure, in the report's order."""
+    figures = {
+        "Learning curves and ASHA rung cut-offs": (learning_curves, "learning_curves.png"),
+        "Parallel coordinates": (parallel_coordinates, "parallel_coordinates.png"),
+        "Hyperparameter importance": (lambda r: importance_bars(importance, r), "importance.png"),
+        "Score by capacity: hidden units and layers": (capacity, "capacity.png"),
+        "Model size against data size": (model_vs_data, "model_vs_data.png"),
+    }
+    out = {}
+    for title, (draw, name) in figures.items():
+        fig = draw(record)
+        fig.savefig(folder / name, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        out[title] = folder / name
+    return out
+
+
+def learning_curves(record: SweepRecord) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(9, 5))
+    values = []
+    for trial in record.trials:
+        if record.metric in trial.history:
+            curve = trial.history[["epoch", record.metric]].dropna()
+            ax.plot(
+                curve["epoch"], curve[record.metric], color=COLORS[trial.outcome], alpha=0.6, lw=1.2, marker="o", ms=3
+            )
+            values.extend(v for v in curve[record.metric] if np.isfinite(v))
+    for rung, cutoff in record.cutoffs().items():
+        ax.axvline(rung, color="black", ls=":", lw=0.8)
+        ax.plot([rung - 0.3, rung + 0.3], [cutoff, cutoff], color="black", lw=2.5)
+        ax.annotate(f"rung {rung}: cut-off {cutoff:.4g}", (rung, cutoff), textcoords="offset points", xytext=(6, 6))
+    if values:  # a diverging trial would otherwise flatten every other curve
+        q1, q3 = np.percentile(values, [25, 75])
+        low, high = min(values), min(max(values), float(q3 + 3 * (q3 - q1)))
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low) + 1e-12)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(record.metric)
+    handles = [plt.Line2D([], [], color=c, label=k.replace("_", " ")) for k, c in COLORS.items()]
+    handles.append(plt.Line2D([], [], color="black", lw=2.5, label="rung cut-off (all trials)"))
+    ax.legend(handles=handles, loc="upper right")
+    return fig
+
+
+def parallel_coordinates(record: SweepRecord) -> plt.Figure:
+    board = record.leaderboard()
+    score = f"best_{record.metric}"
+    axes = record.searched + [score]
+    fig, ax = plt.subplots(figsize=(max(6, 2 * len(axes)), 5))
+    if board.empty:
+        return fig
+    columns, labels = zip(*(_unit_scale(board[key]) for key in axes), strict=True)
+    scores = board[score].astype(float).to_numpy()
+    finite = scores[np.isfinite(scores)]
+    norm = plt.Normalize(finite.min(), finite.max()) if len(finite) else plt.Normalize(0, 1)
+    cmap = plt.get_cmap("viridis_r" if record.mode == "min" else "viridis")
+    for i in range(len(board)):
+        ys = [col[i] for col in columns]
+        color = cmap(norm(scores[i])) if np.isfinite(scores[i]) else "tab:red"
+        ax.plot(range(len(axes)), ys, color=color, alpha=0.8)
+    for x, (low, high) in enumerate(labels):
+        ax.axvline(x, color="black", lw=0.8)
+        ax.annotate(low, (x, 0), textcoords="offset points", xytext=(3, -12), fontsize=8)
+        ax.annotate(high, (x, 1), textcoords="offset points", xytext=(3, 4), fontsize=8)
+    ax.set_xticks(range(len(axes)), axes, rotation=15)
+    ax.set_yticks([])
+    ax.set_ylim(-0.08, 1.08)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=score)
+    return fig
+
+
+def importance_bars(importance: dict[str, float], record: SweepRecord) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 0.5 * max(len(importance), 2) + 1.5))
+    ordered = sorted(importance.items(), key=lambda kv: kv[1])
+    ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="tab:blue")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"share of best-{record.metric} variance explained alone (η²)")
+    return fig
+
+
+def capacity(record: SweepRecord) -> plt.Figure:
+    board = record.leaderboard()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    score = f"best_{record.metric}"
+    hidden = [record.setting(t, "model.hidden_size") for t in record.trials]
+    layers = [record.setting(t, "model.num_layers") for t in record.trials]
+    by_trial = board.set_index("trial_id")[score] if len(board) else pd.Series(dtype=float)
+    for n_layers in sorted(set(layers)):
+        points = [
+            (h, by_trial.get(t.trial_id))
+            for t, h, n in zip(record.trials, hidden, layers, strict=True)
+            if n == n_layers
+        ]
+        left.scatter([p[0] for p in points], [p[1] for p in points], label=f"{n_layers} layer(s)", alpha=0.8)
+    left.set_xscale("log", base=2)
+    left.set_xlabel("hidden units per layer")
+    left.set_ylabel(score)
+    left.legend()
+    groups: dict[tuple[int, int], list[pd.DataFrame]] = {}
+    for trial, h, n in zip(record.trials, hidden, layers, strict=True):
+        if record.metric in trial.history and trial.outcome != "failed":
+            groups.setdefault((h, n), []).append(trial.history[["epoch", record.metric]])
+    for (h, n), curves in sorted(groups.items()):
+        mean = pd.concat(curves).groupby("epoch")[record.metric].mean()
+        right.plot(mean.index, mean.to_numpy(), marker="o", ms=3, label=f"{h} units x {n} layer(s) ({len(curves)})")
+    right.set_xlabel("epoch")
+    right.set_ylabel(f"mean {record.metric}")
+    right.set_title("learning curve by capacity (trials not failed)")
+    right.legend(fontsize=8)
+    return fig
+
+
+def model_vs_data(record: SweepRecord) -> plt.Figure:
+    board = record.leaderboard()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    score = f"best_{record.metric}"
+    if not board.empty:
+        ratio = board["model_parameters"] / board["train_windows"].clip(lower=1)
+        colors = [COLORS[o] for o in board["outcome"]]
+        ax.scatter(ratio, board[score], c=colors, alpha=0.8)
+        ax.axvline(1.0, color="black", ls=":", lw=0.8)
+        ax.annotate(
+            "parameters = training windows",
+            (1.0, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=8,
+        )
+        ax.set_xscale("log")
+    ax.set_xlabel("model parameters per training window")
+    ax.set_ylabel(score)
+    ax.set_title(f"{record.train_rows} training rows")
+    return fig
+
+
+def _unit_scale(values: pd.Series) -> tuple[np.ndarray, tuple[str, str]]:
+    """Values mapped to [0, 1] for one axis (log for wide positive ranges, order for categories), and the
+    labels of its ends."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        x = numeric.to_numpy(dtype=float)
+        finite = x[np.isfinite(x)]
+        low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+        if low > 0 and high / low > 20:
+            x, low_t, high_t = np.log10(x), math.log10(low), math.log10(high)
+        else:
+            low_t, high_t = low, high
+        span = high_t - low_t or 1.0
+        return np.clip((x - low_t) / span, 0, 1), (f"{low:.3g}", f"{high:.3g}")
+    names = sorted(values.astype(str).unique())
+    index = values.astype(str).map({n: i for i, n in enumerate(names)}).to_numpy(dtype=float)
+    return index / max(len(names) - 1, 1), (names[0], names[-1])
