@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel lies on the machines we develop on; a GPU box can set TORCH_SPEC to a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test install install-test install-browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The browser tests drive Debian's Chromium through pip's playwright; `playwright install` (a download) is never used.
+install-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: $(VENV)/.installed
 	scripts/loopback-only $(BIN)/lstm-ray tune configs/quickstart.yaml
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test install-browser
 	scripts/loopback-only $(BIN)/python -m pytest
 
 clean:

@@ -66,8 +66,8 @@ class SweepRecord:
                 continue
             columns = ["epoch"] + [c for c in frame.columns if c.startswith(("train_", "val_"))]
             history = frame[columns].drop_duplicates("epoch", keep="last").sort_values("epoch")
-            errored = result.error is not None
-            outcome = outcomes.outcome_of({"epoch": history["epoch"].max()}, cfg.train.max_epochs, errored)
+            last = frame.iloc[-1].to_dict()
+            outcome = outcomes.outcome_of(last, cfg.train.max_epochs, result.error is not None)
             trial = TrialRecord(
                 str(frame["trial_id"].iloc[-1]), dict(result.config), history.reset_index(drop=True), outcome
             )

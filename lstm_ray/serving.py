@@ -54,6 +54,16 @@ class RawRowModel(mlflow.pyfunc.PythonModel):
         return predict_rows(self.network, model_input, self.preprocessing, self.lookback)
 
 
+def load_network(model_uri: str) -> Any:
+    """The torch module behind an MLflow model URI: a sweep's raw-row model, or any MLflow PyTorch model."""
+    import mlflow.pytorch
+    from mlflow.models import Model
+
+    if "pytorch" in Model.load(model_uri).flavors:
+        return mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().network
+
+
 def predict_rows(network: Any, rows: Any, preprocessing: dict[str, Any], lookback: int) -> pd.DataFrame:
     """`RawRowModel.predict` for an in-memory network (rows: a pandas DataFrame or a pyarrow Table)."""
     import torch

@@ -20,10 +20,17 @@ from lstm_ray.outbox import SPILL_FILE, Outbox, Write, replay_spilled, spill_fol
 from lstm_ray.tracking import CLIENT_DEFAULTS, checkpoint_trials, connect, flatten, git_commit, sweep_params
 
 
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory):
+    """One SQLite store for the module: creating its tables takes seconds."""
+    folder = tmp_path_factory.mktemp("store")
+    return connect(f"sqlite:///{folder}/mlflow.db"), folder
+
+
 @pytest.fixture
-def sqlite_parent(tmp_path):
-    client = connect(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment_id = client.create_experiment("outbox", artifact_location=str(tmp_path / "artifacts"))
+def sqlite_parent(sqlite_store, request):
+    client, folder = sqlite_store
+    experiment_id = client.create_experiment(request.node.name, artifact_location=str(folder / request.node.name))
     return client, experiment_id, client.create_run(experiment_id).info.run_id
 
 
@@ -206,3 +213,16 @@ def test_registered_model_forecasts_from_raw_rows_as_training_windows_do(tracked
     np.testing.assert_allclose(forecast["co2"].to_numpy(), expected[0, :, 0], rtol=1e-5)
     with pytest.raises(Exception, match="lookback|rows"):
         model.predict(raw.iloc[:3])
+
+
+@pytest.mark.slow
+def test_the_winners_torch_module_loads_from_its_model_uri(tracked_sweep):
+    from lstm_ray.serving import load_network
+
+    cfg, summary, *_ = tracked_sweep
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    for uri in (summary.model_uri, "models:/tracked-forecaster/1"):
+        network = load_network(uri)
+        with torch.no_grad():
+            out = network(torch.zeros(3, cfg.data.lookback, 1))
+        assert out.shape == (3, cfg.data.horizon, 1) and torch.isfinite(out).all()
