@@ -152,7 +152,7 @@ class TrialLogger(tune.Callback):
         metrics = trial_metrics(result)
         # PBT changes a running trial's hyperparameters; params are immutable, so the new values are logged as
         # metrics (numbers) or tags of the same name, from the epoch they apply.
-        config = flatten(trial.config)
+        config = flatten(result.get("config") or trial.config)  # the values this epoch trained with
         before = self.configs.setdefault(trial.trial_id, config)
         changed = {k: v for k, v in config.items() if before.get(k) != v}
         self.configs[trial.trial_id] = config
@@ -230,16 +230,22 @@ class SweepTracker:
         return cls(client, run_id, logger, cfg)
 
     @classmethod
-    def reattach(cls, cfg: ExperimentConfig, parent_run_id: str, callback: TrialLogger) -> SweepTracker:
-        """The tracker of an interrupted sweep for `lstm-ray resume`: its parent run is RUNNING again (a
-        killed driver left it RUNNING, Ctrl-C KILLED), and `callback` is the TrialLogger Tune restored."""
+    def reattach(cls, cfg: ExperimentConfig, parent_run_id: str, logger: TrialLogger) -> SweepTracker:
+        """The tracker of an interrupted sweep for `lstm-ray resume`: its existing parent run, and the TrialLogger
+        Tune restored. Writes an earlier driver spilled are sent first (their parent status among them), then the
+        parent is RUNNING again (a killed driver left it RUNNING, Ctrl-C KILLED). Raises ConfigError naming
+        tracking.uri when the server cannot be reached."""
         client = connect(cfg.tracking.uri)
+        replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
         try:
             client.update_run(parent_run_id, status="RUNNING")
         except MlflowException as err:
-            raise ConfigError("tracking.uri", f"cannot reopen parent run {parent_run_id}: {_short(err)}") from None
-        replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
-        return cls(client, parent_run_id, callback, cfg)
+            raise ConfigError(
+                "tracking.uri",
+                f"cannot reach the sweep's parent run {parent_run_id} at {cfg.tracking.uri} ({_short(err)}); "
+                "start the server it was logged to",
+            ) from None
+        return cls(client, parent_run_id, logger, cfg)
 
     def trial_logger(self, phase: str) -> TrialLogger:
         """A callback for another Tune run of this sweep (e.g. re-evaluating the best trials): its trials become
