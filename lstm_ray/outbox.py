@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 TAG_TRIAL_ID = "lstm_ray.trial_id"
 TAG_ROLE = "lstm_ray.role"
 TAG_MODEL_URI = "lstm_ray.model_uri"
-MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+MAX_BATCH = 1000  # MLflow's limits per log_batch call: entities in all, params, tags
+MAX_PARAMS = 100
+MAX_TAGS = 100
 SPILL_FOLDER = "mlflow-outbox"  # under the sweep's storage path
 SPILL_FILE = "outbox.json"
 
@@ -96,7 +98,7 @@ class Outbox:
         self.flush_interval = flush_interval
         self._queue: queue.Queue[Write | None] = queue.Queue()
         self._pending: list[Write] = []
-        self._singles = 0  # how many pending writes to send one by one (after a merged batch was rejected)
+        self._alone: set[int] = set()  # ids of pending writes to send one by one (a merged batch was rejected)
         self._done = threading.Condition()
         self._queued = self._acknowledged = 0  # writes put, and writes acknowledged (or skipped as rejected)
         self._give_up = threading.Event()
@@ -196,43 +198,46 @@ class Outbox:
 
     def _flush(self) -> None:
         while self._pending:
-            write = self._pending[0]
-            # Consecutive logs for one run are merged into as few log_batch calls as MLflow allows.
-            merge = write.kind == "log" and not self._singles
-            batch = self._leading_logs(write.trial_id) if merge else [write]
+            batch = self._next_batch()
+            write = batch[0]
             try:
                 self._log(write.trial_id, batch) if write.kind == "log" else self._apply(write)
             except MlflowException as err:
                 if not _rejected(err):
                     raise
                 if len(batch) > 1:  # one bad write must not take the good ones merged with it down: resend singly
-                    self._singles = len(batch)
+                    self._alone.update(id(w) for w in batch)
                     continue
                 log.error("MLflow rejected a %s write for %s; skipping it: %s", write.kind, write.trial_id, err)
-            count = len(batch)
-            self._singles = max(0, self._singles - count)
-            del self._pending[:count]
+            sent = {id(w) for w in batch}
+            self._pending = [w for w in self._pending if id(w) not in sent]
+            self._alone -= sent
             with self._done:
-                self._acknowledged += count
+                self._acknowledged += len(batch)
                 self._done.notify_all()
 
-    def _leading_logs(self, trial_id: str | None) -> list[Write]:
-        run = []
+    def _next_batch(self) -> list[Write]:
+        """The first pending write, merged with the later logs of the same run that can go with it.
+
+        Logs of concurrent trials interleave; each run's own logs keep their order, and nothing passes a
+        start, end or upload write, so one log_batch call carries every epoch a trial reported meanwhile.
+        """
+        first = self._pending[0]
+        if first.kind != "log" or id(first) in self._alone:
+            return [first]
+        batch = []
         for write in self._pending:
-            if write.kind != "log" or write.trial_id != trial_id:
+            if write.kind != "log":
                 break
-            run.append(write)
-        return run
+            if write.trial_id == first.trial_id and id(write) not in self._alone:
+                batch.append(write)
+        return batch
 
     def _log(self, trial_id: str | None, writes: list[Write]) -> None:
-        run_id = self._run_id(trial_id)
         metrics = [m for w in writes for m in w.metrics]
-        params = [p for w in writes for p in w.params]
+        params = list({p.key: p for w in reversed(writes) for p in reversed(w.params)}.values())  # first value wins
         tags = list({t.key: t for w in writes for t in w.tags}.values())  # a later value of a tag wins
-        for start in range(0, max(len(metrics), 1), MAX_BATCH):
-            chunk = metrics[start : start + MAX_BATCH]
-            first = start == 0
-            self.client.log_batch(run_id, metrics=chunk, params=params if first else [], tags=tags if first else [])
+        log_in_batches(self.client, self._run_id(trial_id), metrics, params, tags)
 
     def _apply(self, write: Write) -> None:
         if write.kind == "start":
@@ -241,7 +246,7 @@ class Outbox:
                 tags |= {t.key: t.value for t in write.tags}
                 run = self.client.create_run(self.experiment_id, tags=tags, run_name=write.run_name)
                 self.run_ids[write.trial_id] = run.info.run_id
-            self.client.log_batch(self.run_ids[write.trial_id], params=write.params)
+            log_in_batches(self.client, self.run_ids[write.trial_id], params=write.params)
         elif write.kind == "end":
             run_id = self._run_id(write.trial_id)
             self.client.log_batch(run_id, tags=write.tags)
@@ -260,6 +265,22 @@ class Outbox:
 
     def _run_id(self, trial_id: str | None) -> str:
         return self.parent_run_id if trial_id is None else self.run_ids[trial_id]
+
+
+def log_in_batches(
+    client: MlflowClient,
+    run_id: str,
+    metrics: list[Metric] = (),
+    params: list[Param] = (),
+    tags: list[RunTag] = (),
+) -> None:
+    """`log_batch` in as many calls as MLflow's limits need (1000 metrics, 100 params, 100 tags, 1000 in all)."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    while metrics or params or tags:
+        p, t = params[:MAX_PARAMS], tags[:MAX_TAGS]
+        m = metrics[: MAX_BATCH - len(p) - len(t)]
+        client.log_batch(run_id, metrics=m, params=p, tags=t)
+        metrics, params, tags = metrics[len(m) :], params[len(p) :], tags[len(t) :]
 
 
 def spill_folder(storage_uri: str, parent_run_id: str) -> str:

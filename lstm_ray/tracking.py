@@ -44,6 +44,7 @@ from lstm_ray.outbox import (
     Outbox,
     Write,
     _as_uri,
+    log_in_batches,
     replay_spilled,
     spill_folder,
 )
@@ -218,7 +219,7 @@ class SweepTracker:
                 "(scripts/mlflow_server.py) or point tracking.uri elsewhere",
             ) from None
         run_id = parent.info.run_id
-        client.log_batch(run_id, params=sweep_params(cfg))
+        log_in_batches(client, run_id, params=sweep_params(cfg))  # the config has over 100 keys
         client.log_text(run_id, config_text, "config.yaml")
         replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
         search = cfg.search

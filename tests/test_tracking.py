@@ -48,6 +48,22 @@ def test_outbox_delivers_trial_runs_with_epoch_steps_in_order(sqlite_parent):
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
 
 
+def test_interleaved_logs_of_concurrent_trials_all_arrive_past_mlflows_batch_limits(sqlite_parent):
+    client, experiment_id, parent = sqlite_parent
+    outbox = Outbox(client, experiment_id, parent)
+    for trial in ("a", "b"):
+        outbox.put(Write("start", trial, params=[Param(f"p{i:03d}", str(i)) for i in range(150)], run_name=trial))
+    for epoch in range(1, 1201):  # 2400 metrics in all, the two trials' results interleaved as Tune sends them
+        for trial in ("a", "b"):
+            outbox.put(Write("log", trial, metrics=[Metric("val_rmse", float(epoch), 0, epoch)]))
+    assert outbox.close(120)
+    for trial in ("a", "b"):
+        run = client.get_run(outbox.run_ids[trial])
+        assert len(run.data.params) == 150
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_rmse")]
+        assert sorted(steps) == list(range(1, 1201))
+
+
 def test_a_write_the_server_rejects_is_skipped_and_the_rest_still_arrive(sqlite_parent):
     client, experiment_id, parent = sqlite_parent
     outbox = Outbox(client, experiment_id, parent)
