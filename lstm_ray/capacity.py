@@ -1,0 +1,96 @@
+"""What a Ray cluster has and can scale to, and what one trial of a sweep asks of it.
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    types = node_types(nodes)                   # what the autoscaler can add
+    fits(trial_demand(cfg), nodes[0]["Resources"])
+
+Ray 2.60 has no public API for the node types an autoscaler may launch: the v2 autoscaler reports them to the
+GCS (`ray._private.state`, which Ray Data reads too); the v1 autoscaler (`ray up`, `ray start
+--autoscaling-config`) keeps them in its config file, read here from its monitor process on the head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lstm_ray.config import ExperimentConfig
+
+__all__ = ["UNLIMITED", "NodeType", "autoscaler_config", "fits", "node_types", "node_types_from_config", "trial_demand"]
+
+
+@dataclass
+class NodeType:
+    """A kind of node the autoscaler can add; `resources` is empty when the launcher detects them at launch."""
+
+    name: str
+    resources: dict[str, float]
+    max_workers: int  # UNLIMITED: no limit
+
+
+UNLIMITED = -1
+
+
+def trial_demand(cfg: ExperimentConfig) -> dict[str, float]:
+    """What one trial asks Ray for."""
+    return {k: v for k, v in (("CPU", cfg.resources.cpu), ("GPU", cfg.resources.gpu)) if v > 0}
+
+
+def fits(demand: dict[str, float], resources: dict[str, float]) -> bool:
+    return all(resources.get(key, 0.0) >= amount for key, amount in demand.items())
+
+
+def node_types(nodes: list[dict]) -> list[NodeType]:
+    """The node types the autoscaler can launch: from the GCS when the autoscaler reported them (v2), else from
+    the autoscaler config file on the head; [] when there is no autoscaler."""
+    import ray
+    from ray._private.state import state
+
+    config = state.get_cluster_config()
+    if config is not None and config.node_group_configs:
+        return [NodeType(g.name, dict(g.resources), g.max_count) for g in config.node_group_configs]
+    head = next((n["NodeID"] for n in nodes if "node:__internal_head__" in n["Resources"]), None)
+    if head is None:
+        return []
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    on_head = NodeAffinitySchedulingStrategy(head, soft=False)
+    probe = ray.remote(num_cpus=0, scheduling_strategy=on_head)(autoscaler_config)
+    return node_types_from_config(ray.get(probe.remote(ray.get_runtime_context().gcs_address), timeout=60))
+
+
+def autoscaler_config(gcs_address: str) -> dict[str, Any]:
+    """The config file of the autoscaler of the cluster at `gcs_address` running on this node (the
+    `--autoscaling-config` of its monitor process, as `ray up` and `ray start --autoscaling-config` start it),
+    or {} when none runs here. Linux only: it reads /proc."""
+    import yaml
+
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError):
+            continue
+        monitor = any(a.endswith("monitor.py") and "autoscaler" in a for a in argv)
+        port = gcs_address.rsplit(":", 1)[-1]
+        if not monitor or not any(a.startswith("--gcs-address=") and a.endswith(f":{port}") for a in argv):
+            continue  # not an autoscaler, or another cluster's on the same machine
+        for i, arg in enumerate(argv):
+            path = arg.split("=", 1)[1] if arg.startswith("--autoscaling-config=") else None
+            if arg == "--autoscaling-config" and i + 1 < len(argv):
+                path = argv[i + 1]
+            if path:
+                return yaml.safe_load(Path(path).expanduser().read_text()) or {}
+    return {}
+
+
+def node_types_from_config(config: dict[str, Any]) -> list[NodeType]:
+    """Worker node types of a cluster launcher config (`available_node_types`, without the head's type), each
+    capped by the cluster's `max_workers` as the autoscaler caps them."""
+    cap = config.get("max_workers", UNLIMITED)
+    types = []
+    for name, spec in (config.get("available_node_types") or {}).items():
+        if name != config.get("head_node_type"):
+            most = int(spec.get("max_workers", cap))
+            types.append(NodeType(name, dict(spec.get("resources") or {}), most if cap < 0 else min(most, cap)))
+    return types
