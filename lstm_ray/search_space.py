@@ -5,31 +5,42 @@
         model.hidden_size: {choice: [16, 32, 64]}
         train.lr: {loguniform: [1.0e-4, 1.0e-2]}
         model.num_layers: {randint: [1, 4]}      # 1, 2 or 3: the upper bound is exclusive, as in Ray Tune
-        model.dropout: {quniform: [0.0, 0.5, 0.1]}
+        model.dropout: {quniform: [0.0, 0.5, 0.1], when: {model.num_layers: [2, 3]}}
         data.lookback: {grid: [24, 52]}          # only with search.algorithm: grid or random
 
-`tuning.to_tune_domain` turns a `Distribution` into a Ray Tune domain.
+`when` makes a dimension conditional: it is searched only while every named config path holds one of the
+listed values, and a trial where it is inactive keeps the base config's value (and does not log it). A condition
+names either a searched `choice`/`grid` dimension that is itself unconditional (HyperOpt then searches a tree,
+which is what the "tree" in TPE is for) or a fixed config value such as `data.task`, decided before the sweep.
+`searchers.py` turns a space into each searcher's own form.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lstm_ray.errors import ConfigError
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "randint")
+CONDITION = "when"
 
 
 @dataclass(frozen=True)
 class Distribution:
     kind: str
     args: tuple[Any, ...]
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (config path, values it must hold) pairs, all required
 
     @property
     def is_finite(self) -> bool:
         return self.kind in ("choice", "grid")
+
+    @property
+    def is_continuous(self) -> bool:
+        return self.kind in ("uniform", "loguniform")
 
     def representative_values(self) -> list[Any]:
         """Values that must all be valid for the config field: every option, or both ends of a range."""
@@ -39,9 +50,29 @@ class Distribution:
             return [self.args[0], self.args[1] - 1]
         return [self.args[0], self.args[1]]
 
+    def is_active(self, values: Mapping[str, Any]) -> bool:
+        """Whether this dimension is searched given the other values of a trial (or of the base config)."""
+        return all(path in values and values[path] in allowed for path, allowed in self.when)
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this dimension can propose (used to vet points from earlier sweeps)."""
+        if self.is_finite:
+            return value in self.args
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        low, high = self.args[0], self.args[1]
+        if self.kind == "randint":
+            return float(value).is_integer() and low <= value < high
+        return low <= value <= high
+
 
 def parse_distribution(key: str, spec: Any) -> Distribution:
-    """Parse `{kind: args}`; `key` (e.g. search.space.train.lr) names the entry in errors."""
+    """Parse `{kind: args}` with an optional `when: {path: value or [values]}`; `key` names the entry in errors."""
+    if isinstance(spec, dict) and CONDITION in spec:
+        spec = dict(spec)
+        when = _parse_when(f"{key}.{CONDITION}", spec.pop(CONDITION))
+    else:
+        when = ()
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ConfigError(key, f"expected one distribution such as {{choice: [16, 32]}}, got {spec!r}")
     ((kind, args),) = spec.items()
@@ -50,7 +81,7 @@ def parse_distribution(key: str, spec: Any) -> Distribution:
     if not isinstance(args, list) or not args:
         raise ConfigError(key, f"{kind} needs a non-empty list, e.g. {{{kind}: {_example(kind)}}}, got {args!r}")
     if kind in ("choice", "grid"):
-        return Distribution(kind, tuple(args))
+        return Distribution(kind, tuple(args), when)
     _check_numeric(key, kind, args)
     low, high = args[0], args[1]
     if low > high or (low == high and kind == "randint"):
@@ -61,7 +92,41 @@ def parse_distribution(key: str, spec: Any) -> Distribution:
         raise ConfigError(key, f"randint takes whole numbers, got {args!r}")
     if kind == "quniform" and args[2] <= 0:
         raise ConfigError(key, f"quniform step q must be > 0, got {args[2]!r}")
-    return Distribution(kind, tuple(args))
+    return Distribution(kind, tuple(args), when)
+
+
+def resolve_fixed_conditions(space: dict[str, Distribution], base: Mapping[str, Any]) -> dict[str, Distribution]:
+    """The space with conditions on non-searched paths decided against the base config's values `base`.
+
+    Dimensions whose fixed condition fails are dropped (never searched); conditions that hold are removed, so
+    every condition left names a searched dimension.
+    """
+    resolved = {}
+    for path, dist in space.items():
+        fixed = [(p, allowed) for p, allowed in dist.when if p not in space]
+        if all(base.get(p) in allowed for p, allowed in fixed):
+            searched = tuple((p, allowed) for p, allowed in dist.when if p in space)
+            resolved[path] = Distribution(dist.kind, dist.args, searched)
+    return resolved
+
+
+def active_params(space: dict[str, Distribution], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `params` whose dimensions are active (conditions decided on `params` themselves)."""
+    return {path: value for path, value in params.items() if path not in space or space[path].is_active(params)}
+
+
+def _parse_when(key: str, when: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if not isinstance(when, dict) or not when:
+        raise ConfigError(key, f"expected a mapping of config paths to values, e.g. {{model.cell: lstm}}, got {when!r}")
+    pairs = []
+    for path, values in when.items():
+        if not isinstance(path, str) or "." not in path:
+            raise ConfigError(key, f"{path!r} must be a dotted config path such as model.cell")
+        options = tuple(values) if isinstance(values, list) else (values,)
+        if not options:
+            raise ConfigError(f"{key}.{path}", "needs at least one value")
+        pairs.append((path, options))
+    return tuple(pairs)
 
 
 def _check_numeric(key: str, kind: str, args: list[Any]) -> None:

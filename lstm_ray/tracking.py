@@ -248,6 +248,26 @@ class SweepTracker:
             ) from None
         return cls(client, parent_run_id, logger, cfg)
 
+    def forget_trials(self, known: set[str]) -> int:
+        """Delete this sweep's trial runs whose trial ids are not in `known`; returns how many.
+
+        A driver killed between two of Tune's experiment snapshots leaves runs of trials the restored sweep
+        never heard of; it proposes those trials again, under new ids, so their old runs would be duplicates.
+        """
+        runs = self.client.search_runs(
+            [self.callback.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'",
+            max_results=50000,
+        )
+        lost = [
+            r.info.run_id
+            for r in runs
+            if r.data.tags.get(TAG_TRIAL_ID) not in known and not r.data.tags.get(TAG_PHASE)
+        ]
+        for run_id in lost:
+            self.client.delete_run(run_id)
+        return len(lost)
+
     def trial_logger(self, phase: str) -> TrialLogger:
         """A callback for another Tune run of this sweep (e.g. re-evaluating the best trials): its trials become
         children of the same parent run, tagged `lstm_ray.phase`, sent through the same outbox; its outcome

@@ -20,6 +20,7 @@ from lstm_ray.crossval import FoldTrainers
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import WindowSetting
 from lstm_ray.models import SequenceModel
+from lstm_ray.schedulers import carry_hyperparameters
 from lstm_ray.training import Trainer, run_epochs, seed_everything, select_device
 from lstm_ray.transfer import CHECKPOINT_FILE, assemble_model
 
@@ -39,7 +40,8 @@ def train_trial(params: dict[str, Any], *, experiment: ExperimentConfig, data: P
             torch.save(state | extra | {"metrics": metrics}, os.path.join(folder, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    run_epochs(trainer, report, load_checkpoint_state(tune.get_checkpoint()))
+    # PBT may hand this trial another trial's checkpoint with perturbed values: the config's values win.
+    run_epochs(trainer, report, carry_hyperparameters(load_checkpoint_state(tune.get_checkpoint()), cfg))
 
 
 def build_trainer(cfg: ExperimentConfig, data: PreparedData, device: torch.device) -> Trainer | FoldTrainers:

@@ -12,22 +12,39 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import BasicVariantGenerator, Searcher
 
+from lstm_ray.budgets import TargetReached, limit_trials
 from lstm_ray.config import ExperimentConfig, apply_params
-from lstm_ray.data.dataset import PreparedData, prepare_dataset, window_settings
+from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
+from lstm_ray.manifest import build_manifest
 from lstm_ray.progress import ProgressLine
-from lstm_ray.search_space import Distribution
+from lstm_ray.reevaluate import Reevaluation, reevaluate
+from lstm_ray.reports import SweepRecord
+from lstm_ray.resume import save_resume_info
+from lstm_ray.schedulers import build_scheduler
+from lstm_ray.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
+from lstm_ray.serving import raw_example
 from lstm_ray.tracking import SweepTracker
 from lstm_ray.trainable import load_checkpoint_state, model_from_checkpoint, train_trial, window_setting
 from lstm_ray.training import evaluate
+from lstm_ray.warm_start import warm_start_points
+
+__all__ = [
+    "SweepSummary",
+    "build_param_space",
+    "build_scheduler",
+    "build_searcher",
+    "build_tuner",
+    "run_sweep",
+    "to_tune_domain",
+]
 
 
 @dataclass
@@ -44,59 +61,7 @@ class SweepSummary:
     storage_path: str
     elapsed_s: float
     failures: dict[str, str] = field(default_factory=dict)  # trial id -> reason
-
-
-def to_tune_domain(dist: Distribution) -> Any:
-    """A Ray Tune domain for one parsed distribution."""
-    args = dist.args
-    if dist.kind == "choice":
-        return tune.choice(list(args))
-    if dist.kind == "grid":
-        return tune.grid_search(list(args))
-    if dist.kind == "uniform":
-        return tune.uniform(*args)
-    if dist.kind == "loguniform":
-        return tune.loguniform(*args)
-    if dist.kind == "quniform":
-        return tune.quniform(*args)
-    if dist.kind == "randint":
-        return tune.randint(*args)
-    raise ValueError(f"unknown distribution {dist.kind!r}")
-
-
-def build_param_space(cfg: ExperimentConfig) -> dict[str, Any]:
-    return {path: to_tune_domain(dist) for path, dist in cfg.parsed_space().items()}
-
-
-def build_searcher(cfg: ExperimentConfig) -> Searcher | BasicVariantGenerator:
-    search = cfg.search
-    if search.algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        return HyperOptSearch(
-            metric=search.metric,
-            mode=search.mode,
-            n_initial_points=search.n_initial_points,
-            random_state_seed=search.seed,
-            points_to_evaluate=search.points_to_evaluate or None,
-        )
-    if search.algorithm in ("random", "grid"):
-        return BasicVariantGenerator(random_state=search.seed)
-    raise ValueError(f"unknown search.algorithm {search.algorithm!r}; valid: hyperopt, random, grid")
-
-
-def build_scheduler(cfg: ExperimentConfig) -> TrialScheduler:
-    search = cfg.search
-    if search.scheduler == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=cfg.train.max_epochs,
-            grace_period=min(search.grace_period, cfg.train.max_epochs),
-            reduction_factor=search.reduction_factor,
-        )
-    if search.scheduler == "fifo":
-        return FIFOScheduler()
-    raise ValueError(f"unknown search.scheduler {search.scheduler!r}; valid: asha, fifo")
+    reevaluation: Reevaluation | None = None  # search.reevaluate: every candidate's scores over new seeds
 
 
 def start_ray(address: str | None, verbose: bool) -> None:
@@ -129,10 +94,42 @@ def run_sweep(
     data: PreparedData | None = None,
     address: str | None = None,
     verbose: bool = False,
+    callbacks: list[tune.Callback] | None = None,
 ) -> SweepSummary:
-    """Run the sweep; `data` is the prepared data set when the caller already loaded it."""
+    """Run the sweep; `data` is the prepared data set when the caller already loaded it.
+
+    `callbacks` are extra Ray Tune callbacks. Raises ConfigError for a warm start that names nothing, and
+    KeyboardInterrupt when the sweep was interrupted (Ctrl-C): its state is saved for `lstm-ray resume`.
+    """
     started = time.monotonic()
-    data = data or prepare_dataset(cfg.data, settings=window_settings(cfg))
+    data = data or prepare_sweep_data(cfg)
+    known = warm_start_points(cfg)
+    tracker = SweepTracker.start(cfg, config_text)  # an unreachable server fails here, before Ray starts
+    try:
+        slots = prepare_tune(cfg, address, verbose)
+        name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        save_resume_info(storage_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
+        progress = ProgressLine(cfg.search.metric, cfg.search.mode, planned_trials(cfg), cfg.train.max_epochs)
+        tuner = build_tuner(
+            cfg,
+            data,
+            slots=slots,
+            name=name,
+            callbacks=[tracker.callback, progress, *(callbacks or [])],
+            known=known,
+            verbose=verbose,
+        )
+        results = fit_or_interrupt(tuner)
+        return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt)
+        reason = "the sweep was interrupted; `lstm-ray resume` continues it" if interrupted else _last_line(err)
+        tracker.finish({}, {"lstm_ray.error": reason}, status="KILLED" if interrupted else "FAILED")
+        raise
+
+
+def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> int:
+    """Start (or join) Ray and set Tune's process-wide knobs; returns the number of trial slots."""
     start_ray(address, verbose)
     slots = trial_slots(cfg)
     # Ray keeps one trial pending for a model-based searcher by default, which serialises trial launches.
@@ -141,66 +138,118 @@ def run_sweep(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter is silent at verbose=0
-    tracker = SweepTracker.start(cfg, config_text)
-    total = cfg.search.num_samples * _grid_size(cfg)
-    progress = ProgressLine(cfg.search.metric, cfg.search.mode, total, cfg.train.max_epochs)
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(train_trial, experiment=cfg, data=data),
-            {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
-        ),
+    return slots
+
+
+def trainable(cfg: ExperimentConfig, data: PreparedData) -> Any:
+    """The trial function with the experiment and data bound and the resources one trial takes."""
+    return tune.with_resources(
+        tune.with_parameters(train_trial, experiment=cfg, data=data),
+        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
+    )
+
+
+def build_tuner(
+    cfg: ExperimentConfig,
+    data: PreparedData,
+    *,
+    slots: int,
+    name: str,
+    callbacks: list[tune.Callback],
+    known: Sequence[KnownPoint] = (),
+    verbose: bool = False,
+) -> tune.Tuner:
+    """The Tuner of one sweep: searcher, scheduler, budgets and storage as `cfg.search` says."""
+    search = cfg.search
+    search_alg = limit_trials(
+        build_searcher(cfg, known), slots=slots, max_trials=search.max_trials, hyperband=search.scheduler == "hyperband"
+    )
+    return tune.Tuner(
+        trainable(cfg, data),
         param_space=build_param_space(cfg),
         tune_config=tune.TuneConfig(
-            metric=cfg.search.metric,
-            mode=cfg.search.mode,
-            search_alg=build_searcher(cfg),
+            metric=search.metric,
+            mode=search.mode,
+            search_alg=search_alg,
             scheduler=build_scheduler(cfg),
-            num_samples=cfg.search.num_samples,
-            max_concurrent_trials=slots,
+            num_samples=search.num_samples,
+            time_budget_s=search.time_budget_s,
             reuse_actors=True,  # a new worker process per trial re-imports torch: seconds per trial
         ),
         run_config=tune.RunConfig(
-            name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            name=name,
             storage_path=storage_uri(cfg.storage.path),
-            callbacks=[tracker.callback, progress],
+            callbacks=callbacks,
+            stop=TargetReached.from_config(cfg),
             verbose=2 if verbose else 0,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2,
-                checkpoint_score_attribute=cfg.search.metric,
-                checkpoint_score_order=cfg.search.mode,
+                # PBT copies a trial's latest checkpoint, which keeping only the best two could have deleted.
+                num_to_keep=None if search.scheduler == "pbt" else 2,
+                checkpoint_score_attribute=search.metric,
+                checkpoint_score_order=search.mode,
             ),
         ),
     )
-    try:
-        results = tuner.fit()
-        return _finish(cfg, data, results, tracker, started)
-    except BaseException:
-        tracker.finish({}, {"lstm_ray.error": "the sweep was interrupted"}, status="FAILED")
-        raise
+
+
+def fit_or_interrupt(tuner: tune.Tuner) -> tune.ResultGrid:
+    """`tuner.fit()`, raising KeyboardInterrupt when Tune returned early because of Ctrl-C.
+
+    Tune catches the first Ctrl-C itself, saves the experiment and returns the results as if the sweep were
+    done; the saved experiment then still holds trials neither finished nor failed. (A time budget or a
+    reached target ends trials before that last save.)
+    """
+    results = tuner.fit()
+    saved = tune.ExperimentAnalysis(results.experiment_path).trials
+    if any(trial.status not in ("TERMINATED", "ERROR") for trial in saved):
+        raise KeyboardInterrupt(f"interrupted; resume with: lstm-ray resume {results.experiment_path}")
+    return results
+
+
+def reevaluated(
+    cfg: ExperimentConfig, data: PreparedData, results: tune.ResultGrid, tracker: SweepTracker, slots: int
+) -> Reevaluation | None:
+    """The top-k re-evaluation `search.reevaluate` asks for, or None."""
+    if cfg.search.reevaluate is None:
+        return None
+    return reevaluate(cfg, results, trainable=trainable(cfg, data), tracker=tracker, slots=slots)
 
 
 def _finish(
-    cfg: ExperimentConfig, data: PreparedData, results: tune.ResultGrid, tracker: SweepTracker, started: float
+    cfg: ExperimentConfig,
+    data: PreparedData,
+    results: tune.ResultGrid,
+    tracker: SweepTracker,
+    started: float,
+    reevaluation: Reevaluation | None = None,
 ) -> SweepSummary:
+    """Score the winner (the re-evaluated one when there is a re-evaluation) on the test split, log it,
+    its manifest and the sweep's results, and close the parent run."""
     metric, mode = cfg.search.metric, cfg.search.mode
     failures = {r.metrics.get("trial_id", r.path): _last_line(r.error) for r in results if r.error is not None}
     scored = [r for r in results if r.metrics_dataframe is not None and metric in r.metrics_dataframe]
     if not scored:
         tracker.finish({}, {"lstm_ray.error": "no trial reported a result"}, status="FAILED")
         raise RuntimeError(f"no trial reported {metric}; every trial failed: {failures}")
-    best = results.get_best_result(metric, mode, scope="all", filter_nan_and_inf=True)
+    best = reevaluation.best if reevaluation else results.get_best_result(metric, mode, "all", True)
     state = load_checkpoint_state(best.get_best_checkpoint(metric, mode))
     model = model_from_checkpoint(state)
     best_cfg = apply_params(cfg, best.config)
-    test_windows = data.windows(window_setting(best_cfg))["test"]
-    test = {f"test_{k}": v for k, v in evaluate(model, test_windows, data.inverse_targets, _cpu()).items()}
-    model_uri = tracker.log_model(model, test_windows.x[:4], state["preprocessing"])
+    prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
+    test_windows = prepared.windows(window_setting(best_cfg))["test"]
+    test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
+    tracker.log_results(SweepRecord.from_results(cfg, results, data), results)
+    lookback = best_cfg.data.lookback
+    example = raw_example(cfg.data.source, state["preprocessing"], lookback)
+    tracker.log_model(model, example, state["preprocessing"], lookback)
     best_value = float(state["metrics"][metric])
     elapsed = time.monotonic() - started
     compute = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
+    tracker.log_json(build_manifest(cfg, prepared, dict(best.config), reevaluation), "manifest.json")
+    scores = reevaluation.metrics() if reevaluation else {}
     tracker.finish(
-        test | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
-        {"lstm_ray.best_trial_id": str(best.metrics.get("trial_id")), "lstm_ray.model_uri": model_uri},
+        test | scores | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
+        {"lstm_ray.best_trial_id": str(best.metrics.get("trial_id"))},
     )
     counts = dict(tracker.callback.outcome_counts)
     return SweepSummary(
@@ -212,15 +261,22 @@ def _finish(
         test_metrics=test,
         counts=counts,
         parent_run_id=tracker.parent_run_id,
-        model_uri=model_uri,
-        storage_path=best.path.rsplit("/", 1)[0],
+        model_uri=tracker.model_uri,  # "" when MLflow was unreachable: the model waits in the spilled writes
+        storage_path=results.experiment_path,
         elapsed_s=elapsed,
         failures=failures,
+        reevaluation=reevaluation,
     )
 
 
 def storage_uri(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
+
+
+def planned_trials(cfg: ExperimentConfig) -> int:
+    """Trials the sweep will run: num_samples (times the grid), capped by max_trials."""
+    total = cfg.search.num_samples * _grid_size(cfg)
+    return min(total, cfg.search.max_trials or total)
 
 
 def _grid_size(cfg: ExperimentConfig) -> int:

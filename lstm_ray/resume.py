@@ -1,0 +1,124 @@
+"""Continue an interrupted sweep (driver killed, Ctrl-C) from its storage folder.
+
+    lstm-ray resume quickstart                        # the latest quickstart-* folder under storage.path
+    lstm-ray resume lstm-ray-results/quickstart-20261123-191407 --restart-errored
+
+Every sweep writes `lstm-ray-sweep.json` into its folder (`storage.path/<name>-<timestamp>`) before it starts:
+the validated config, the MLflow parent run and the directory it ran from. A resume restores Tune's own
+experiment state (`Tuner.restore`: finished trials stay finished, unfinished ones continue from their last
+checkpoint, the searcher keeps what it learned), reopens the same parent run and continues each trial's child
+run instead of opening a new one. The parent run ends FINISHED when the sweep does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from lstm_ray.config import ExperimentConfig, parse_config
+from lstm_ray.errors import ConfigError
+
+INFO_FILE = "lstm-ray-sweep.json"
+
+
+def save_resume_info(storage: str, name: str, cfg: ExperimentConfig, parent_run_id: str) -> None:
+    """Write what `lstm-ray resume` needs into the sweep's folder `storage`/`name` (local path or URI)."""
+    fs, root = pafs.FileSystem.from_uri(_uri(storage))
+    folder = f"{root}/{name}"
+    fs.create_dir(folder, recursive=True)
+    info = {"config": cfg.to_dict(), "parent_run_id": parent_run_id, "cwd": os.getcwd()}
+    with fs.open_output_stream(f"{folder}/{INFO_FILE}") as out:
+        out.write(json.dumps(info, indent=1, default=str).encode())
+
+
+def load_resume_info(folder: str) -> tuple[ExperimentConfig, str, str]:
+    """(config, parent run id, working directory) of the sweep in `folder`."""
+    fs, root = pafs.FileSystem.from_uri(_uri(folder))
+    try:
+        with fs.open_input_stream(f"{root}/{INFO_FILE}") as stream:
+            info = json.loads(stream.read())
+    except (FileNotFoundError, OSError):
+        raise ConfigError(
+            "NAME_OR_PATH", f"{folder} holds no {INFO_FILE}; pass a folder an lstm-ray sweep wrote, or its name"
+        ) from None
+    return parse_config(info["config"]), info["parent_run_id"], info["cwd"]
+
+
+def find_sweep(name_or_path: str, storage: str) -> str:
+    """The sweep folder: `name_or_path` itself when it is one, else the latest `<name>-<timestamp>` in `storage`."""
+    fs, root = pafs.FileSystem.from_uri(_uri(name_or_path))
+    if fs.get_file_info(f"{root}/{INFO_FILE}").type == pafs.FileType.File:
+        return _uri(name_or_path)
+    fs, root = pafs.FileSystem.from_uri(_uri(storage))
+    found = [
+        info.base_name
+        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        if info.type == pafs.FileType.Directory
+        and info.base_name.startswith(f"{name_or_path}-")
+        and fs.get_file_info(f"{info.path}/{INFO_FILE}").type == pafs.FileType.File
+    ]
+    if not found:
+        raise ConfigError(
+            "NAME_OR_PATH",
+            f"{name_or_path!r} is neither a sweep folder nor the name of a sweep under {storage}; "
+            "pass the folder the sweep printed, or --storage where its results are",
+        )
+    # <name>-YYYYmmdd-HHMMSS sorts by time; a longer name sharing the prefix has a non-digit after it.
+    latest = max(n for n in found if n.removeprefix(f"{name_or_path}-").replace("-", "").isdigit())
+    return f"{_uri(storage).rstrip('/')}/{latest}"
+
+
+def resume_sweep(
+    name_or_path: str,
+    *,
+    storage: str = "lstm-ray-results",
+    restart_errored: bool = False,
+    resume_errored: bool = False,
+    address: str | None = None,
+    verbose: bool = False,
+) -> Any:
+    """Continue the sweep `name_or_path` names to its end; returns its `tuning.SweepSummary`.
+
+    Errored trials stay failed unless `resume_errored` (continue from their last checkpoint) or
+    `restart_errored` (train them again from scratch). Raises KeyboardInterrupt when interrupted again.
+    """
+    from ray import tune
+
+    from lstm_ray.data.dataset import prepare_sweep_data
+    from lstm_ray.tracking import SweepTracker, TrialLogger
+    from lstm_ray.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable
+
+    folder = find_sweep(name_or_path, storage)
+    cfg, parent_run_id, cwd = load_resume_info(folder)
+    if Path(cwd).is_dir():
+        os.chdir(cwd)  # relative paths in the config (data, tracking.uri) mean what they meant at the start
+    started = time.monotonic()
+    data = prepare_sweep_data(cfg)
+    slots = prepare_tune(cfg, address, verbose)
+    tuner = tune.Tuner.restore(
+        folder, trainable(cfg, data), resume_errored=resume_errored, restart_errored=restart_errored
+    )
+    # Tune unpickled the sweep's callbacks; the TrialLogger among them re-finds the existing child runs.
+    logger = next(c for c in tuner._local_tuner.get_run_config().callbacks if isinstance(c, TrialLogger))
+    tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
+    tracker.forget_trials({trial.trial_id for trial in tune.ExperimentAnalysis(folder).trials})
+    try:
+        results = fit_or_interrupt(tuner)
+        return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt)
+        tracker.finish(
+            {},
+            {"lstm_ray.error": str(err).splitlines()[-1] if str(err) else type(err).__name__},
+            status="KILLED" if interrupted else "FAILED",
+        )
+        raise
+
+
+def _uri(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())

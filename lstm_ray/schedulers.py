@@ -1,0 +1,168 @@
+"""Who stops (or evolves) trials: one builder over a registry of Ray Tune schedulers, all counting epochs.
+
+    scheduler = build_scheduler(cfg)
+
+- `asha`: asynchronous successive halving; rungs at grace_period * reduction_factor^k epochs below `max_t`
+  (default train.max_epochs); trials that pass the last rung train on to train.max_epochs. `brackets` > 1
+  staggers the first rung.
+- `hyperband`: synchronous HyperBand (trials pause until their bracket can be judged).
+- `median`: stops a trial whose best value so far is worse than the median of the other trials' running
+  averages at the same epoch (from `grace_period` on, once 3 trials have got there).
+- `pbt`: population-based training; every `perturbation_interval` epochs a trial in the bottom quarter takes
+  the checkpoint and values of one in the top quarter and perturbs the values `search.space` allows to
+  change in a running trial (kept inside their searched ranges).
+- `fifo`: every trial trains to the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
+
+from lstm_ray.config import PBT_MUTABLE, ExperimentConfig
+from lstm_ray.search_space import Distribution
+from lstm_ray.searchers import search_space, to_tune_domain
+
+EPOCHS = "training_iteration"  # one Tune result per epoch
+LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")  # where torch optimisers and lr schedules keep learning rates
+
+
+def build_scheduler(cfg: ExperimentConfig) -> TrialScheduler:
+    """The scheduler `cfg.search.scheduler` names; ValueError lists the valid names."""
+    try:
+        builder = SCHEDULERS[cfg.search.scheduler]
+    except KeyError:
+        raise ValueError(f"unknown search.scheduler {cfg.search.scheduler!r}; valid: {', '.join(SCHEDULERS)}") from None
+    return builder(cfg)
+
+
+def _last_rung(cfg: ExperimentConfig) -> int:
+    return cfg.search.max_t or cfg.train.max_epochs
+
+
+def _asha(cfg: ExperimentConfig) -> TrialScheduler:
+    max_t = _last_rung(cfg)
+    return ASHAScheduler(
+        time_attr=EPOCHS,
+        max_t=max_t,
+        grace_period=min(cfg.search.grace_period, max_t),
+        reduction_factor=cfg.search.reduction_factor,
+        brackets=cfg.search.brackets,
+        stop_last_trials=False,  # a trial past the last rung trains to train.max_epochs
+    )
+
+
+def _hyperband(cfg: ExperimentConfig) -> TrialScheduler:
+    return HyperBandScheduler(
+        time_attr=EPOCHS,
+        max_t=_last_rung(cfg),
+        reduction_factor=cfg.search.reduction_factor,
+        stop_last_trials=False,
+    )
+
+
+def _median(cfg: ExperimentConfig) -> TrialScheduler:
+    return MedianStoppingRule(time_attr=EPOCHS, grace_period=cfg.search.grace_period, min_samples_required=3)
+
+
+def _pbt(cfg: ExperimentConfig) -> TrialScheduler:
+    space = {path: dist for path, dist in search_space(cfg).items() if path in PBT_MUTABLE}
+    return FinishingPBT(
+        cfg.train.max_epochs,
+        time_attr=EPOCHS,
+        perturbation_interval=cfg.search.perturbation_interval,
+        hyperparam_mutations={path: _mutation(dist) for path, dist in space.items()},
+        quantile_fraction=0.25,
+        resample_probability=0.25,
+        custom_explore_fn=KeepInSpace(space),
+    )
+
+
+def _fifo(cfg: ExperimentConfig) -> TrialScheduler:
+    return FIFOScheduler()
+
+
+SCHEDULERS: dict[str, Callable[[ExperimentConfig], TrialScheduler]] = {
+    "asha": _asha,
+    "hyperband": _hyperband,
+    "median": _median,
+    "pbt": _pbt,
+    "fifo": _fifo,
+}
+
+
+class FinishingPBT(PopulationBasedTraining):
+    """PBT that leaves a trial alone at its last epoch: exploiting then would restart a trial that is done."""
+
+    def __init__(self, max_epochs: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.max_epochs = max_epochs
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(EPOCHS, 0) >= self.max_epochs:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+def _mutation(dist: Distribution) -> Any:
+    # A list makes PBT shift to a neighbouring option; a domain makes it multiply by 0.8 or 1.2 (or resample).
+    return list(dist.args) if dist.is_finite else to_tune_domain(dist)
+
+
+class KeepInSpace:
+    """PBT's explore step, finished: perturbed values are put back inside their searched range and grid."""
+
+    def __init__(self, space: dict[str, Distribution]):
+        self.space = space
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for path, dist in self.space.items():
+            if path in config and not dist.is_finite:
+                config[path] = _clip(dist, config[path])
+        return config
+
+
+def _clip(dist: Distribution, value: float) -> float:
+    low, high = dist.args[0], dist.args[1]
+    if dist.kind == "randint":
+        return int(min(max(round(value), low), high - 1))
+    if dist.kind == "quniform":
+        step = dist.args[2]
+        value = low + round((value - low) / step) * step
+        return min(max(value, low), low + math.floor((high - low) / step) * step)
+    return min(max(value, low), high)
+
+
+def carry_hyperparameters(state: dict[str, Any] | None, cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """A restored checkpoint made to follow the trial's current optimiser values.
+
+    A checkpoint stores the optimiser's learning rate, weight decay and momentum. After PBT copies it to a
+    trial with perturbed values, those stored values would silently win: this rescales every learning rate
+    in the optimiser and its schedule by new lr / saved lr, and sets weight decay and momentum. A checkpoint
+    of the trial's own config (a plain restore) is returned unchanged in effect.
+    """
+    if state is None or "optimizer" not in state or "config" not in state:
+        return state
+    ratio = cfg.train.lr / state["config"]["train"]["lr"]
+    for group in state["optimizer"]["param_groups"]:
+        for key in LR_KEYS:
+            if key in group:
+                group[key] *= ratio
+        for key in ("weight_decay", "momentum"):
+            if key in group:
+                group[key] = getattr(cfg.train, key)
+    per_batch = (state.get("schedule") or {}).get("per_batch") or {}
+    for key in ("base_lrs", "_last_lr"):
+        if key in per_batch:
+            per_batch[key] = [lr * ratio for lr in per_batch[key]]
+    return state

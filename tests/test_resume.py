@@ -1,0 +1,159 @@
+"""Resume: a sweep whose driver was SIGKILLed or Ctrl-C'ed continues from its storage into the same MLflow runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import yaml
+from conftest import TINY
+from mlflow.tracking import MlflowClient
+from test_cli import run_cli
+from tune_runs import kill_session
+
+from lstm_ray.config import parse_config
+from lstm_ray.errors import ConfigError
+from lstm_ray.resume import INFO_FILE, find_sweep, load_resume_info, save_resume_info
+
+
+def test_a_name_finds_its_latest_sweep_folder(tmp_path, tiny_config):
+    for name in ("tiny-20260101-000000", "tiny-20260301-000000", "tiny-long-20260401-000000"):
+        save_resume_info(str(tmp_path), name, tiny_config, "run-" + name)
+    (tmp_path / "tiny-20260501-000000").mkdir()  # not a sweep lstm-ray wrote
+    latest = find_sweep("tiny", str(tmp_path))
+    assert latest == str(tmp_path / "tiny-20260301-000000")
+    assert find_sweep(latest, "elsewhere") == latest
+    cfg, parent, cwd = load_resume_info(latest)
+    assert cfg == tiny_config and parent == "run-tiny-20260301-000000" and cwd == os.getcwd()
+
+
+def test_an_unknown_sweep_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="'nothing' is neither a sweep folder nor the name"):
+        find_sweep("nothing", str(tmp_path))
+
+
+def test_resuming_an_unknown_sweep_is_one_error_line_before_ray(tmp_path):
+    done = run_cli("resume", "nothing", "--storage", str(tmp_path))
+    assert done.returncode == 2 and "NO_RAY" in done.stderr
+    assert done.stderr.splitlines()[0].startswith("error: NAME_OR_PATH: 'nothing' is neither a sweep folder")
+
+
+def cli(*args: str, cwd) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lstm_ray.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    """Wait for `proc`; kill whatever is left of its session (Ray's processes included); return its output."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        kill_session(proc.pid)
+    return out
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    raw["train"] |= {"max_epochs": 4, "batch_size": 16}
+    raw["search"] = {
+        "algorithm": "hyperopt",
+        "scheduler": "asha",
+        "grace_period": 1,
+        "n_initial_points": 2,
+        "num_samples": 6,
+        "space": {"train.lr": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}},
+    }
+    raw["tracking"] = {"uri": "sqlite:///mlflow.db", "experiment": "resume"}  # relative: resume runs where tune did
+    raw["storage"] = {"path": "results"}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def sweep_runs(tmp_path) -> tuple[list, list]:
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("resume")
+    if experiment is None:
+        return [], []
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("lstm_ray.role") == "sweep"]
+    return parents, [r for r in runs if r.data.tags.get("lstm_ray.role") == "trial"]
+
+
+ENDED_TRIALS = """
+    SELECT count(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid
+    WHERE tags.key = 'lstm_ray.role' AND tags.value = 'trial' AND runs.status != 'RUNNING'
+"""
+
+
+def wait_for_ended_trials(tmp_path, proc: subprocess.Popen, count: int) -> None:
+    # Read-only SQL while the driver writes: an MlflowClient here would race it at creating the tables.
+    for _ in range(600):
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        try:
+            with sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True) as db:
+                if db.execute(ENDED_TRIALS).fetchone()[0] >= count:
+                    return
+        except sqlite3.OperationalError:  # no database or no tables yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError("no trial ended within 5 minutes")
+
+
+def assert_resumed_into_the_same_runs(tmp_path, out: str) -> None:
+    parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED", out[-3000:]
+    trial_ids = Counter(r.data.tags["lstm_ray.trial_id"] for r in children)
+    assert len(children) == 6 and max(trial_ids.values()) == 1, trial_ids  # no duplicate runs
+    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+    assert parents[0].data.metrics["trials_total"] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.chaos
+def test_a_sigkilled_driver_resumes_into_the_same_runs(tmp_path, sweep_file):
+    first = cli("tune", str(sweep_file), cwd=tmp_path)
+    try:
+        wait_for_ended_trials(tmp_path, first, count=2)
+        kill_session(first.pid)  # the driver and the Ray it started, mid-sweep
+    finally:
+        finish(first)
+    parents, _ = sweep_runs(tmp_path)
+    assert parents[0].info.status == "RUNNING"  # nobody could close it
+    (folder,) = (tmp_path / "results").iterdir()
+    assert (folder / INFO_FILE).is_file()
+    out = finish(cli("resume", "tiny", "--storage", "results", cwd=tmp_path))
+    assert "Sweep tiny: 6 trials" in out, out[-3000:]
+    assert_resumed_into_the_same_runs(tmp_path, out)
+
+
+@pytest.mark.slow
+@pytest.mark.chaos
+def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
+    first = cli("tune", str(sweep_file), cwd=tmp_path)
+    try:
+        wait_for_ended_trials(tmp_path, first, count=1)
+        os.kill(first.pid, signal.SIGINT)
+        out = finish(first)
+    finally:
+        finish(first)
+    assert first.returncode == 130 and "lstm-ray resume" in out, out[-3000:]
+    parents, _ = sweep_runs(tmp_path)
+    assert parents[0].info.status == "KILLED"
+    (folder,) = (tmp_path / "results").iterdir()
+    out = finish(cli("resume", str(folder), cwd=tmp_path))
+    assert_resumed_into_the_same_runs(tmp_path, out)
+    assert parse_config(yaml.safe_load(sweep_file.read_text())).name == "tiny"
