@@ -2,6 +2,7 @@
 
     lstm-ray tune configs/quickstart.yaml --set search.num_samples=4 --set train.max_epochs=3
     lstm-ray validate configs/quickstart.yaml
+    lstm-ray submit configs/cluster-gpu.yaml --address http://HEAD:8265 --follow
 
 Bad input (config, data, flags) prints one `error: ...` line and exits with code 2 before Ray starts.
 """
@@ -26,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(str(err) or "interrupted", file=sys.stderr)  # a sweep's says how to resume it
         return 130
 
 
@@ -45,9 +46,62 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--verbose", action="store_true", help="show Ray's trial table and worker logs")
     tune.set_defaults(run=run_tune)
 
+    resume = commands.add_parser("resume", help="continue an interrupted sweep (driver crash, Ctrl-C)")
+    resume.add_argument("sweep", metavar="NAME_OR_PATH", help="the sweep's folder, or its name (the latest folder)")
+    resume.add_argument("--storage", default="lstm-ray-results", help="where NAME's folders are (storage.path)")
+    errored = resume.add_mutually_exclusive_group()
+    errored.add_argument("--resume-errored", action="store_true", help="continue failed trials from a checkpoint")
+    errored.add_argument("--restart-errored", action="store_true", help="train failed trials again from scratch")
+    resume.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster, as for tune")
+    resume.add_argument("--verbose", action="store_true", help="show Ray's trial table and worker logs")
+    resume.set_defaults(run=run_resume)
+
     validate = commands.add_parser("validate", help="check a config and its data without starting Ray")
     _config_arguments(validate)
     validate.set_defaults(run=run_validate)
+
+    report = commands.add_parser("report", help="write a sweep's HTML report (learning curves, importance, ...)")
+    report.add_argument("name", help="MLflow experiment name, or the sweep's experiment YAML file")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: the config's, or sqlite:///mlflow.db)")
+    report.add_argument("--storage", help="storage path whose unsent MLflow writes are sent first (default: config's)")
+    report.add_argument("--run", dest="run_id", help="the sweep's parent run id (default: the latest sweep)")
+    report.add_argument("--out", help="output folder (default: lstm-ray-reports/EXPERIMENT/RUN)")
+    report.set_defaults(run=run_report)
+
+    datasets = commands.add_parser("datasets", help="list the bundled data sets (use as data.source: builtin:NAME)")
+    datasets.set_defaults(run=run_datasets)
+
+    dashboard = {"default": os.environ.get("RAY_API_SERVER_ADDRESS"), "metavar": "http://HEAD:8265"}
+    dashboard["help"] = "the head's dashboard (Jobs API); default: RAY_API_SERVER_ADDRESS"
+    submit = commands.add_parser("submit", help="run a sweep on a Ray cluster as a Ray job")
+    _config_arguments(submit)
+    submit.add_argument("--address", **dashboard)
+    submit.add_argument("--follow", action="store_true", help="stream the job's log until it ends")
+    submit.set_defaults(run=run_submit)
+
+    status = commands.add_parser("status", help="a submitted sweep's job status")
+    status.add_argument("job", metavar="JOB", help="the job id `lstm-ray submit` printed")
+    status.add_argument("--address", **dashboard)
+    status.add_argument("--follow", action="store_true", help="stream the job's log until it ends")
+    status.set_defaults(run=run_status)
+
+    stop = commands.add_parser("stop", help="stop a submitted sweep (saved for `lstm-ray resume`)")
+    stop.add_argument("job", metavar="JOB", help="the job id `lstm-ray submit` printed")
+    stop.add_argument("--address", **dashboard)
+    stop.set_defaults(run=run_stop)
+
+    preflight = commands.add_parser("preflight", help="check a cluster can run a sweep: resources, storage, MLflow")
+    _config_arguments(preflight)
+    preflight.add_argument(
+        "--address",
+        default=os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS"),
+        help="http://HEAD:8265 (runs as a job on the head) or a Ray address (auto, HOST:PORT) from a cluster node",
+    )
+    preflight.add_argument("--timeout", type=float, default=20.0, help="seconds a probe on a live node may take")
+    preflight.add_argument(
+        "--node-wait", type=float, default=600.0, help="seconds to wait for the autoscaler when no node fits a trial"
+    )
+    preflight.set_defaults(run=run_preflight)
     return parser
 
 
@@ -66,20 +120,43 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 def load_checked(args: argparse.Namespace):
     """The config with overrides applied, and its data prepared once to prove it is usable."""
     from lstm_ray.config import load_config
-    from lstm_ray.data.dataset import prepare_dataset, window_settings
+    from lstm_ray.data.dataset import prepare_sweep_data
 
     cfg = load_config(args.config, args.overrides)
-    data = prepare_dataset(cfg.data, settings=window_settings(cfg))
+    data = prepare_sweep_data(cfg)
     return cfg, data
 
 
 def run_validate(args: argparse.Namespace) -> int:
     cfg, data = load_checked(args)
-    rows = {split: end - start for split, (start, end) in data.bounds.items()}
+    summary, *details = data.report()
     print(
-        f"OK: {cfg.name}: {cfg.data.source}, rows train/val/test {rows['train']}/{rows['val']}/{rows['test']}, "
+        f"OK: {cfg.name}: {cfg.data.source}, {summary}, "
         f"{len(cfg.search.space)} searched parameters, {cfg.search.num_samples} trials"
     )
+    for line in details:
+        print(f"  {line}")
+    return 0
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from lstm_ray.data.builtin import describe_builtin
+
+    for row in describe_builtin():
+        print(
+            f"builtin:{row['name']}  {row['task']}, {row['rows']} rows x {row['columns']} columns, "
+            f"{row['size_kb']} KB, licence {row['licence']}\n  {row['description']}\n  source: {row['source']}"
+        )
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from lstm_ray.reports import report_sweep
+
+    page = report_sweep(
+        args.name, tracking_uri=args.tracking_uri, storage=args.storage, run_id=args.run_id, out=args.out
+    )
+    print(f"Report: {page.resolve()}")
     return 0
 
 
@@ -89,6 +166,50 @@ def run_tune(args: argparse.Namespace) -> int:
 
     summary = run_sweep(
         cfg, config_text=Path(args.config).read_text(), data=data, address=args.address, verbose=args.verbose
+    )
+    print_summary(summary, cfg.tracking.uri)
+    return 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from lstm_ray import jobs
+
+    job = jobs.submit(args.config, args.overrides, args.address)  # validates first: bad input submits nothing
+    print("\n".join(jobs.submitted_lines(job)))
+    return jobs.follow(job.address, job.job_id, print) if args.follow else 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from lstm_ray import jobs
+
+    return jobs.follow(args.address, args.job, print) if args.follow else jobs.show(args.address, args.job, print)
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from lstm_ray import jobs
+
+    return jobs.stop(args.address, args.job, print)
+
+
+def run_preflight(args: argparse.Namespace) -> int:
+    from lstm_ray.preflight import preflight
+
+    return preflight(
+        args.config, args.overrides, args.address, print, timeout_s=args.timeout, node_wait_s=args.node_wait
+    )
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from lstm_ray.resume import find_sweep, load_resume_info, resume_sweep
+
+    folder = find_sweep(args.sweep, args.storage)  # a wrong name or folder is one error line, before Ray
+    cfg, _, _ = load_resume_info(folder)
+    summary = resume_sweep(
+        folder,
+        restart_errored=args.restart_errored,
+        resume_errored=args.resume_errored,
+        address=args.address,
+        verbose=args.verbose,
     )
     print_summary(summary, cfg.tracking.uri)
     return 0
@@ -106,8 +227,14 @@ def print_summary(summary, tracking_uri: str) -> None:
     print(f"Best trial: {summary.metric} = {summary.best_value:.5g}")
     for key, value in sorted(summary.best_params.items()):
         print(f"  {key} = {value:.4g}" if isinstance(value, float) else f"  {key} = {value}")
+    if summary.reevaluation:
+        print(f"Re-evaluated with train.seed {summary.reevaluation.seeds} (mean +- std of {summary.metric}):")
+        for rank, c in enumerate(summary.reevaluation.candidates, 1):
+            values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items())
+            print(f"  {rank}. {c.mean:.5g} +- {c.std:.2g}  (sweep {c.sweep_value:.5g})  {values}")
     print("Winner on the held-out test split: " + ", ".join(f"{k} = {v:.5g}" for k, v in summary.test_metrics.items()))
-    print(f"MLflow: parent run {summary.parent_run_id}, best model {summary.model_uri}")
+    model = summary.model_uri or "not logged yet: MLflow was unreachable (`lstm-ray report` sends it)"
+    print(f"MLflow: parent run {summary.parent_run_id}, best model {model}")
     print(f"Results and checkpoints: {summary.storage_path}")
     print(f"Review the sweep: mlflow ui --backend-store-uri {absolute_tracking_uri(tracking_uri)}")
 

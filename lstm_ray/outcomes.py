@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-COMPLETED = "completed"  # trained every epoch
+COMPLETED = "completed"  # trained every epoch, or stopped itself (train.patience: no more improvement)
 STOPPED_EARLY = "stopped_early"  # the scheduler (ASHA) stopped it at a rung
 FAILED = "failed"  # raised, diverged to NaN, or lost its node too often
 
@@ -14,5 +14,18 @@ MLFLOW_STATUS = {COMPLETED: "FINISHED", STOPPED_EARLY: "KILLED", FAILED: "FAILED
 def outcome_of(last_result: dict[str, Any] | None, max_epochs: int, errored: bool) -> str:
     if errored:
         return FAILED
-    epoch = (last_result or {}).get("epoch", 0)
-    return COMPLETED if epoch >= max_epochs else STOPPED_EARLY
+    result = last_result or {}
+    if result.get("early_stopped") or result.get("epoch", 0) >= max_epochs:
+        return COMPLETED
+    return STOPPED_EARLY
+
+
+def stop_reason(last_result: dict[str, Any] | None, outcome: str) -> str:
+    """Why a trial that did not fail ended, in words for the MLflow tag and the summary."""
+    result = last_result or {}
+    epoch = int(result.get("epoch", 0))
+    if outcome == STOPPED_EARLY:
+        return f"stopped by the scheduler at epoch {epoch}"
+    if result.get("early_stopped"):
+        return f"early stopping: no improvement for train.patience epochs (stopped at epoch {epoch})"
+    return "max_epochs reached"

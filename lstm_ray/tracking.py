@@ -174,8 +174,7 @@ class TrialLogger(tune.Callback):
     def _end(self, trial: Any, outcome: str, reason: str) -> None:
         self.outcome_counts[outcome] += 1
         epoch = int((trial.last_result or {}).get("epoch", 0))
-        if not reason:
-            reason = "max_epochs reached" if outcome == outcomes.COMPLETED else f"stopped by scheduler at epoch {epoch}"
+        reason = reason or outcomes.stop_reason(trial.last_result, outcome)
         tags = [
             RunTag(TAG_OUTCOME, outcome),
             RunTag(TAG_STOP_REASON, reason[:5000]),
@@ -260,9 +259,7 @@ class SweepTracker:
             max_results=50000,
         )
         lost = [
-            r.info.run_id
-            for r in runs
-            if r.data.tags.get(TAG_TRIAL_ID) not in known and not r.data.tags.get(TAG_PHASE)
+            r.info.run_id for r in runs if r.data.tags.get(TAG_TRIAL_ID) not in known and not r.data.tags.get(TAG_PHASE)
         ]
         for run_id in lost:
             self.client.delete_run(run_id)

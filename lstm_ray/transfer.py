@@ -100,12 +100,13 @@ def _describe(key: str, ours: torch.Tensor, theirs: torch.Tensor | None) -> str:
 
 def _mlflow_weights(uri: str, tracking_uri: str | None) -> dict[str, Any]:
     import mlflow
-    import mlflow.pytorch
+
+    from lstm_ray.serving import load_network
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     try:
-        model = mlflow.pytorch.load_model(uri, map_location="cpu")
+        model = load_network(uri)
     except mlflow.exceptions.MlflowException as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError("model.init_from", f"cannot load {uri!r} from {tracking_uri}: {first}") from None

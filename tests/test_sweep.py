@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import mlflow
-import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
 from lstm_ray.config import parse_config
+from lstm_ray.serving import load_network
 from lstm_ray.tuning import run_sweep
 
 pytestmark = pytest.mark.slow
@@ -107,7 +107,7 @@ def test_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(finished_sw
 def test_logged_best_model_loads_and_predicts(finished_sweep, sweep_config):
     summary, _, _ = finished_sweep
     mlflow.set_tracking_uri(sweep_config.tracking.uri)
-    model = mlflow.pytorch.load_model(summary.model_uri)
+    model = load_network(summary.model_uri)
     for batch in (1, 7):
         out = model(torch.zeros(batch, sweep_config.data.lookback, 1))
         assert out.shape == (batch, sweep_config.data.horizon, 1) and torch.isfinite(out).all()
