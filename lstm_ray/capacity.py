@@ -11,13 +11,23 @@ GCS (`ray._private.state`, which Ray Data reads too); the v1 autoscaler (`ray up
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lstm_ray.config import ExperimentConfig
 
-__all__ = ["UNLIMITED", "NodeType", "autoscaler_config", "fits", "node_types", "node_types_from_config", "trial_demand"]
+__all__ = [
+    "UNLIMITED",
+    "NodeType",
+    "autoscaler_config",
+    "fits",
+    "how_many_fit",
+    "node_types",
+    "node_types_from_config",
+    "trial_demand",
+]
 
 
 @dataclass
@@ -34,7 +44,13 @@ UNLIMITED = -1
 
 def trial_demand(cfg: ExperimentConfig) -> dict[str, float]:
     """What one trial asks Ray for."""
-    return {k: v for k, v in (("CPU", cfg.resources.cpu), ("GPU", cfg.resources.gpu)) if v > 0}
+    memory = (cfg.resources.memory_mb or 0) * 2**20
+    return {k: v for k, v in (("CPU", cfg.resources.cpu), ("GPU", cfg.resources.gpu), ("memory", memory)) if v > 0}
+
+
+def how_many_fit(demand: dict[str, float], resources: dict[str, float]) -> int:
+    """How many trials asking `demand` fit in `resources` at once."""
+    return min(math.floor(resources.get(key, 0.0) / amount) for key, amount in demand.items())
 
 
 def fits(demand: dict[str, float], resources: dict[str, float]) -> bool:

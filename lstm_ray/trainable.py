@@ -6,9 +6,12 @@ to Tune's report / checkpoint API.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import resource
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,16 @@ from lstm_ray.transfer import CHECKPOINT_FILE, assemble_model
 
 
 def train_trial(params: dict[str, Any], *, experiment: ExperimentConfig, data: PreparedData) -> None:
-    """One trial: `params` maps dotted config paths to this trial's values (its hyperparameters)."""
+    """One trial: `params` maps dotted config paths to this trial's values (its hyperparameters).
+
+    Raises TrialOutOfMemory when the trial needs more than resources.memory_mb (or its GPU's memory).
+    """
     cfg = apply_params(experiment, params)
+    with memory_limit(cfg.resources.memory_mb):
+        _train(cfg, data)
+
+
+def _train(cfg: ExperimentConfig, data: PreparedData) -> None:
     # Use exactly the cores Ray granted: more threads than that oversubscribes the node and slows every trial.
     torch.set_num_threads(max(1, int(cfg.resources.cpu)))
     seed_everything(cfg.train.seed)
@@ -42,6 +53,43 @@ def train_trial(params: dict[str, Any], *, experiment: ExperimentConfig, data: P
 
     # PBT may hand this trial another trial's checkpoint with perturbed values: the config's values win.
     run_epochs(trainer, report, carry_hyperparameters(load_checkpoint_state(tune.get_checkpoint()), cfg))
+
+
+class TrialOutOfMemory(MemoryError):
+    """The trial needed more memory than it was given; the message says which knob to turn."""
+
+
+@contextlib.contextmanager
+def memory_limit(megabytes: float | None) -> Iterator[None]:
+    """Hold the trial's process to `megabytes` of data memory (RLIMIT_DATA) while it trains, so a trial that
+    outgrows its share fails alone instead of drawing the node's OOM killer onto other trials. GPU memory
+    exhaustion is reported the same way. The limit is lifted afterwards: Tune reuses the process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if megabytes:
+        limit = int(megabytes * 2**20)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    try:
+        yield
+    except (MemoryError, torch.cuda.OutOfMemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        where = f"resources.memory_mb={megabytes:g}" if megabytes else "the memory it could get"
+        raise TrialOutOfMemory(
+            f"out of memory: the trial needed more than {where}; lower train.batch_size, model.hidden_size or "
+            f"data.lookback, or raise resources.memory_mb ({_first_line(err)})"
+        ) from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def build_trainer(cfg: ExperimentConfig, data: PreparedData, device: torch.device) -> Trainer | FoldTrainers:

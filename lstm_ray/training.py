@@ -108,7 +108,7 @@ class Trainer:
     def run_epoch(self) -> dict[str, float]:
         """Train one epoch and validate: epoch, train_loss, train_lr, every val_* metric, early_stopped.
 
-        Raises DivergedError when the training loss is not finite.
+        Raises DivergedError when the training loss or the monitored metric is not finite.
         """
         self.epoch += 1
         with torch.random.fork_rng(devices=[]):  # dropout draws from this trainer's own stream
@@ -120,6 +120,8 @@ class Trainer:
         metrics: dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss, "train_lr": self._lr()}
         scores = evaluate(self.model, self.windows["val"], self.inverse_targets, self.device)
         metrics |= {f"val_{k}": v for k, v in scores.items()}
+        if not math.isfinite(metrics[self.monitor]):  # a searcher must never be told NaN is a score
+            raise DivergedError(f"{self.monitor} became {metrics[self.monitor]} at epoch {self.epoch}; lower train.lr")
         self.schedule.after_epoch(self.epoch, metrics[self.monitor])
         self.stopped = self.stopper.update(metrics[self.monitor])
         metrics["early_stopped"] = float(self.stopped)

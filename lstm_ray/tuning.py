@@ -21,6 +21,7 @@ import ray
 from ray import tune
 
 from lstm_ray.budgets import TargetReached, limit_trials
+from lstm_ray.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
 from lstm_ray.manifest import build_manifest
@@ -75,15 +76,15 @@ def start_ray(address: str | None, verbose: bool) -> None:
     )
 
 
-def trial_slots(cfg: ExperimentConfig) -> int:
-    """How many trials fit on the cluster at once (the search's concurrency unless max_concurrent says less)."""
-    resources = ray.cluster_resources()
-    fits = []
-    if cfg.resources.cpu > 0:
-        fits.append(math.floor(resources.get("CPU", 0) / cfg.resources.cpu))
-    if cfg.resources.gpu > 0:
-        fits.append(math.floor(resources.get("GPU", 0) / cfg.resources.gpu))
-    slots = max(1, min(fits))
+def trial_slots(cfg: ExperimentConfig, autoscaling: Sequence[NodeType] = ()) -> int:
+    """How many trials run at once: what fits the live nodes plus the nodes the autoscaler can add
+    (`autoscaling`), unless search.max_concurrent says less."""
+    demand = trial_demand(cfg)
+    slots = how_many_fit(demand, ray.cluster_resources())
+    for kind in autoscaling:
+        most = kind.max_workers if kind.max_workers != UNLIMITED else planned_trials(cfg)
+        slots += how_many_fit(demand, kind.resources) * most if kind.resources else 0
+    slots = max(1, min(slots, planned_trials(cfg)))
     return min(slots, cfg.search.max_concurrent or slots)
 
 
@@ -131,7 +132,8 @@ def run_sweep(
 def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> int:
     """Start (or join) Ray and set Tune's process-wide knobs; returns the number of trial slots."""
     start_ray(address, verbose)
-    slots = trial_slots(cfg)
+    # Only a cluster Ray was asked to join can autoscale; the in-process one never does.
+    slots = trial_slots(cfg, node_types([n for n in ray.nodes() if n["Alive"]]) if address else ())
     # Ray keeps one trial pending for a model-based searcher by default, which serialises trial launches.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(slots)
     # Keeping the best checkpoints forces an experiment snapshot every few epochs; that is intended, not news.
@@ -145,7 +147,7 @@ def trainable(cfg: ExperimentConfig, data: PreparedData) -> Any:
     """The trial function with the experiment and data bound and the resources one trial takes."""
     return tune.with_resources(
         tune.with_parameters(train_trial, experiment=cfg, data=data),
-        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
+        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu, "memory": (cfg.resources.memory_mb or 0) * 2**20},
     )
 
 
@@ -182,6 +184,8 @@ def build_tuner(
             callbacks=callbacks,
             stop=TargetReached.from_config(cfg),
             verbose=2 if verbose else 0,
+            # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues).
+            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(
                 # PBT copies a trial's latest checkpoint, which keeping only the best two could have deleted.
                 num_to_keep=None if search.scheduler == "pbt" else 2,
