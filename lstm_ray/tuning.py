@@ -110,6 +110,8 @@ def run_sweep(
         slots = prepare_tune(cfg, address, verbose)
         name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         save_resume_info(storage_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
+        # Named up front so whoever follows the log (`lstm-ray submit --follow`) can open the run while it runs.
+        print(f"Sweep {name}: MLflow parent run {tracker.parent_run_id}", flush=True)
         progress = ProgressLine(cfg.search.metric, cfg.search.mode, planned_trials(cfg), cfg.train.max_epochs)
         tuner = build_tuner(
             cfg,
