@@ -118,6 +118,18 @@ def build_trainer(cfg: ExperimentConfig, data: PreparedData, device: torch.devic
     )
 
 
+def refit_on_holdout(cfg: ExperimentConfig, data: PreparedData, epochs: int) -> dict[str, Any]:
+    """The model to ship for a cross-validated winner: its folds chose the hyperparameters, but each fold model
+    saw its own scaler; this one trains for the same epochs on the holdout training split, whose scaler the test
+    split and the logged preprocessing use. Returns its `model` and `model_args`."""
+    holdout = apply_params(cfg, {"data.validation": "holdout", "train.max_epochs": max(1, epochs)})
+    seed_everything(holdout.train.seed)
+    trainer = build_trainer(holdout, data, torch.device("cpu"))
+    run_epochs(trainer, lambda metrics, state: None)
+    state = trainer.state()
+    return {"model": state["model"], "model_args": state["model_args"]}
+
+
 def window_setting(cfg: ExperimentConfig) -> WindowSetting:
     return WindowSetting(cfg.data.lookback, cfg.data.horizon, cfg.data.stride)
 

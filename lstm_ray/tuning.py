@@ -33,7 +33,13 @@ from lstm_ray.schedulers import build_scheduler
 from lstm_ray.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
 from lstm_ray.serving import raw_example
 from lstm_ray.tracking import SweepTracker
-from lstm_ray.trainable import load_checkpoint_state, model_from_checkpoint, train_trial, window_setting
+from lstm_ray.trainable import (
+    load_checkpoint_state,
+    model_from_checkpoint,
+    refit_on_holdout,
+    train_trial,
+    window_setting,
+)
 from lstm_ray.training import evaluate
 from lstm_ray.warm_start import warm_start_points
 
@@ -239,9 +245,11 @@ def _finish(
         raise RuntimeError(f"no trial reported {metric}; every trial failed: {failures}")
     best = reevaluation.best if reevaluation else results.get_best_result(metric, mode, "all", True)
     state = load_checkpoint_state(best.get_best_checkpoint(metric, mode))
-    model = model_from_checkpoint(state)
     best_cfg = apply_params(cfg, best.config)
     prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
+    if best_cfg.data.validation == "cv":
+        state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
+    model = model_from_checkpoint(state)
     test_windows = prepared.windows(window_setting(best_cfg))["test"]
     test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
     tracker.log_results(SweepRecord.from_results(cfg, results, data), results)
