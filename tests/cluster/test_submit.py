@@ -124,7 +124,8 @@ def _state(handle, kind: str, job: str) -> list[dict]:
 
 
 def trial_placement(handle, job: str) -> dict[int, dict]:
-    """Trial actor pid -> its node, its GPU share and the span of its `train` calls (ms), from Ray's state API."""
+    """Trial actor pid -> its node, its GPU share and the span of its `train` calls (ms), from Ray's state API,
+    for every actor that trained."""
     actors = {a["pid"]: a for a in _state(handle, "actors", job) if a["class_name"] == "ImplicitFunc"}
     spans: dict[int, list[float]] = {}
     for task in _state(handle, "tasks", job):
@@ -138,6 +139,7 @@ def trial_placement(handle, job: str) -> dict[int, dict]:
             "span": spans[pid],
         }
         for pid, actor in actors.items()
+        if pid in spans  # Tune may start an actor for a trial slot that ends before it trains
     }
 
 
