@@ -411,19 +411,37 @@ def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     cfg = _build(ExperimentConfig, raw, "")
     if not cfg.name:
         raise ConfigError("name", "is required; give the sweep a short name such as co2-lstm")
-    for section in SECTIONS:
-        getattr(cfg, section).check()
+    _check_values(cfg)
     _check_search(cfg)
     return cfg
 
 
 def apply_params(cfg: ExperimentConfig, params: dict[str, Any]) -> ExperimentConfig:
-    """A copy of `cfg` with dotted-path values (one trial's hyperparameters) set."""
+    """A copy of `cfg` with dotted-path values (one trial's hyperparameters) set.
+
+    Raises ConfigError when the combination is invalid (e.g. model.proj_size >= model.hidden_size). The search
+    space is not checked again: it was checked against the base config, and each of its values checked
+    against this trial's other values would fail a valid trial.
+    """
     raw = cfg.to_dict()
     for path, value in params.items():
         section, _, key = path.partition(".")
         raw[section][key] = value.item() if hasattr(value, "item") else value
-    return parse_config(raw)
+    trial = _build(ExperimentConfig, raw, "")
+    _check_values(trial)
+    return trial
+
+
+def _check_values(cfg: ExperimentConfig) -> None:
+    """Every section's values, and the rules that span sections."""
+    for section in SECTIONS:
+        getattr(cfg, section).check()
+    if cfg.train.tbptt and cfg.model.bidirectional:
+        raise ConfigError(
+            "train.tbptt",
+            "cannot truncate a bidirectional model, whose backward pass reads the "
+            "future; set train.tbptt: 0 or model.bidirectional: false",
+        )
 
 
 MODEL_BASED = ("hyperopt", "optuna", "bayesopt")  # searchers that learn from finished trials
@@ -464,12 +482,6 @@ def _check_search(cfg: ExperimentConfig) -> None:
     for i, name in enumerate(search.warm_start):
         if not name.strip():
             raise ConfigError(f"search.warm_start[{i}]", "must name an MLflow experiment or a sweep's parent run id")
-    if cfg.train.tbptt and cfg.model.bidirectional:
-        raise ConfigError(
-            "train.tbptt",
-            "cannot truncate a bidirectional model, whose backward pass reads the "
-            "future; set train.tbptt: 0 or model.bidirectional: false",
-        )
 
 
 def _check_dimension(cfg: ExperimentConfig, path: str, dist: Distribution) -> None:

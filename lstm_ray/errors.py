@@ -5,8 +5,12 @@ class ConfigError(ValueError):
     """Bad user input. `key` is the dotted config path; str(err) is one line meant for the user."""
 
     def __init__(self, key: str, message: str):
-        self.key = key
+        self.key, self.message = key, message
         super().__init__(f"{key}: {message}" if key else message)
+
+    def __reduce__(self):
+        # Ray pickles a trial's exception to the driver; the default would call ConfigError(str(err)) and fail.
+        return type(self), (self.key, self.message)
 
 
 class DataError(ConfigError):

@@ -169,6 +169,15 @@ def test_apply_params_sets_one_trials_values(tiny_config):
     assert tiny_config.model.hidden_size == 8
 
 
+def test_apply_params_checks_the_trials_combination_not_the_space_again(tiny_raw):
+    tiny_raw["model"]["hidden_size"] = 32
+    tiny_raw["search"]["space"] = {"model.hidden_size": {"choice": [8, 32]}, "model.proj_size": {"choice": [0, 16]}}
+    cfg = parse_config(tiny_raw)  # each value is valid with the base config's others
+    assert apply_params(cfg, {"model.hidden_size": 8, "model.proj_size": 0}).model.hidden_size == 8
+    with pytest.raises(ConfigError, match="model.proj_size: must be below hidden_size 8, got 16"):
+        apply_params(cfg, {"model.hidden_size": 8, "model.proj_size": 16})
+
+
 def test_points_to_evaluate_must_name_searched_paths_with_valid_values(tiny_raw):
     tiny_raw["search"]["space"] = {"train.lr": {"choice": [0.01, 0.1]}}
     tiny_raw["search"]["points_to_evaluate"] = [{"model.hidden_size": 8}]
