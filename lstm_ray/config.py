@@ -80,6 +80,8 @@ class DataConfig:
                 "to train on; keep the sum below 0.9",
             )
         _at_least("data.folds", self.folds, 2)
+        for key in ("target", "features", "categorical", "calendar", "lags", "differences"):
+            _check_unique(f"data.{key}", self.targets if key == "target" else getattr(self, key) or [])
         self._check_task_keys()
         for key, steps in (("data.lags", self.lags), ("data.differences", self.differences)):
             for step in steps:
@@ -324,6 +326,11 @@ class TrackingConfig:
         _at_least("tracking.flush_timeout_s", self.flush_timeout_s, 0.0)
         if self.register_as is not None and not self.register_as.strip():
             raise ConfigError("tracking.register_as", "must be a model name such as co2-forecaster, or null")
+        if self.register_as is not None and any(c in self.register_as for c in "/:"):
+            raise ConfigError(
+                "tracking.register_as",
+                f"MLflow model names cannot hold '/' or ':', got {self.register_as!r}; use e.g. co2-forecaster",
+            )
 
 
 @dataclass
@@ -361,17 +368,17 @@ class ExperimentConfig:
 WINDOW_KEYS = ("data.lookback", "data.horizon", "data.stride")  # searchable only over finite sets
 PREPARED_KEYS = ("data.scaling", "data.missing", "data.categorical_encoding")  # each choice prepared once
 SECTIONS = ("data", "model", "train", "search", "resources", "tracking", "storage")
+MAX_NAME = 200  # a folder name (with the timestamp appended) must stay under the usual 255-byte limit
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment file, apply `key=value` overrides and validate everything."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("", f"config file {str(path)!r} is a folder; pass the path to an experiment .yaml")
     if not path.is_file():
         raise ConfigError("", f"config file {str(path)!r} not found; pass the path to an experiment .yaml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError("", f"{path} is not valid YAML: {_one_line(err)}") from None
+    raw = _read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -383,15 +390,56 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     return parse_config(raw)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader (plain data only: no tags that build Python objects) that also refuses a key given
+    twice in one mapping, which YAML would otherwise settle silently by keeping the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = []
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The plain data in the YAML file `path`. Raises ConfigError for unreadable text or invalid YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError("", f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise ConfigError("", f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = err.problem or err.context or ""
+        if "constructor for the tag" in problem:
+            problem += "; only plain data is read (no Python objects), remove the tag"
+        raise ConfigError("", f"{path} is not valid YAML{where}: {_one_line(problem)}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError("", f"{path} is not valid YAML: {_one_line(err)}") from None
+    except RecursionError:
+        raise ConfigError("", f"{path} nests too deeply to be an experiment file") from None
+
+
 def apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply one `a.b.c=value` override in place; the value is parsed as YAML (numbers, lists, mappings)."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}; e.g. --set train.max_epochs=3")
+    if not all(part.strip() for part in key.split(".")):
+        raise ConfigError("--set", f"key {key!r} has an empty part; write dotted keys such as train.max_epochs")
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = text
     if key.startswith("search.space."):
         raw.setdefault("search", {}).setdefault("space", {})[key.removeprefix("search.space.")] = value
@@ -409,11 +457,22 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an `ExperimentConfig` from plain data (a parsed YAML mapping)."""
     cfg = _build(ExperimentConfig, raw, "")
-    if not cfg.name:
-        raise ConfigError("name", "is required; give the sweep a short name such as co2-lstm")
+    _check_name(cfg.name)
     _check_values(cfg)
     _check_search(cfg)
     return cfg
+
+
+def _check_name(name: str) -> None:
+    """The name becomes a folder under storage.path (`<name>-<timestamp>`): it must be one plain path part."""
+    if not name.strip():
+        raise ConfigError("name", "is required; give the sweep a short name such as co2-lstm")
+    if name in (".", "..") or "/" in name or "\\" in name or not name.isprintable() or len(name) > MAX_NAME:
+        raise ConfigError(
+            "name",
+            f"{name!r} names the results folder, so it must be one plain name of at most {MAX_NAME} characters "
+            "without '/', '\\' or control characters; use e.g. co2-lstm",
+        )
 
 
 def apply_params(cfg: ExperimentConfig, params: dict[str, Any]) -> ExperimentConfig:
@@ -641,8 +700,7 @@ def _check_value(cfg: ExperimentConfig, key: str, path: str, value: Any) -> None
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
-        where = prefix or "the config file"
-        raise ConfigError(prefix, f"{where} must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(prefix, f"{'must' if prefix else 'the config file must'} be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -662,15 +720,17 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
+        options = [option for option in options if option is not type(None)]
         errors = []
         for option in options:
-            if option is type(None):
-                continue
             try:
                 return _coerce(option, value, path)
             except ConfigError as err:
                 errors.append(err)
-        raise errors[-1]
+        deeper = [err for err in errors if err.key != path]  # the value had an option's shape, an item was wrong
+        if deeper or len(errors) == 1:
+            raise (deeper or errors)[0]
+        raise ConfigError(path, f"expected {' or '.join(_expected(o) for o in options)}, got {value!r}")
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
@@ -697,20 +757,56 @@ def _scalar(hint: Any, value: Any, path: str) -> Any:
             return value
         raise ConfigError(path, f"expected true or false, got {value!r}")
     if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(path, f"expected a whole number, got {value!r}")
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_WHOLE:
+                raise ConfigError(path, f"{value!r} is too large; a whole number here stays within +-{MAX_WHOLE:.2g}")
+            return value
+        raise ConfigError(path, f"expected a whole number, got {value!r}{_quoted_number_hint(value)}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise ConfigError(path, f"expected a finite number, got {value!r}")
+        raise ConfigError(path, f"expected a finite number, got {value!r}{_quoted_number_hint(value)}")
     if hint is str:
         if isinstance(value, str):
             return value
         raise ConfigError(path, f"expected text, got {value!r}")
     raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+MAX_WHOLE = 2**63 - 1  # numpy's int64: larger counts would overflow window and fold arithmetic
+
+
+def _expected(hint: Any) -> str:
+    """What a value of type `hint` looks like, in the user's words."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return f"a list of {_expected(typing.get_args(hint)[0]).removeprefix('a ')}"
+    if origin is dict or dataclasses.is_dataclass(hint):
+        return "a mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return {int: "a whole number", float: "a finite number", str: "text", bool: "true or false"}.get(hint, str(hint))
+
+
+def _quoted_number_hint(value: Any) -> str:
+    """YAML 1.1 reads 1e-3 (no dot) as text: say so when text looks like a number."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return "; write numbers without quotes and with a dot before an exponent (1.0e-3, not 1e-3)"
+
+
+def _check_unique(key: str, values: list[Any]) -> None:
+    seen = []
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"{key}[{i}]", f"{value!r} is listed twice; remove the repeat")
+        seen.append(value)
 
 
 def _at_least(key: str, value: float, low: float) -> None:
@@ -733,9 +829,12 @@ def _duration(key: str, text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
     try:
-        return float(number) * units[unit]
+        seconds = float(number) * units[unit]
     except ValueError:
-        raise ConfigError(key, f"expected seconds or a duration such as 90s, 30m, 2h; got {text!r}") from None
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise ConfigError(key, f"expected seconds or a duration such as 90s, 30m, 2h; got {text!r}")
+    return seconds
 
 
 def _suggest(name: str, options: list[str]) -> str:

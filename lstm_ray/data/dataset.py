@@ -124,6 +124,13 @@ class PreparedData:
     def add_setting(self, setting: WindowSetting) -> None:
         """Build the windows (and folds) of `setting` now. Raises DataError when a split gets no window."""
         setting = self._key(setting)
+        longest = int(np.diff(self.offsets).max())
+        if self.task == "forecast" and setting.lookback + setting.horizon > longest:
+            raise DataError(
+                "data.horizon" if setting.horizon > setting.lookback else "data.lookback",
+                f"lookback {setting.lookback} + horizon {setting.horizon} exceed the longest series "
+                f"({longest} rows); lower data.lookback or data.horizon",
+            )
         self.by_setting[setting] = {
             split: self._cut(self.holdout, self.codes, code, setting) for code, split in enumerate(SPLITS)
         }

@@ -21,6 +21,7 @@ from lstm_ray.errors import DataError
 __all__ = ["GAP_FACTOR", "RowSpec", "Rows", "arrange_rows"]
 
 GAP_FACTOR = 1.5  # a step this many times longer than the usual one counts as a gap in the time column
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -125,6 +126,9 @@ def _finish(rows: Rows, id_codes: np.ndarray, keep: np.ndarray, spec: RowSpec) -
         rows.values = np.column_stack([rows.values, _history_values(rows.values, rows.columns, id_codes, spec)])
         rows.columns += spec.history_columns
         position = np.arange(len(id_codes)) - _series_start(id_codes)
+        if len(rows) and not (position >= spec.history).any():
+            key = "data.lags" if spec.history in spec.lags else "data.differences"
+            raise DataError(key, f"no series is longer than its {spec.history} rows of history; use smaller steps")
         rows = _take(rows, position >= spec.history)
         id_codes = id_codes[position >= spec.history]
         rows.notes.append(f"data.lags: the first {spec.history} rows of each series serve as history only")
@@ -256,14 +260,27 @@ def _gap_notes(times: np.ndarray, id_codes: np.ndarray, time_column: str | None)
 
 
 def _numeric(table: pa.Table, name: str, spec: RowSpec) -> np.ndarray:
+    """The column as float64, NaN where missing. Raises DataError for a non-numeric column or one holding
+    infinities or values beyond float32 (the models compute in float32)."""
     column = table.column(name)
     kind = column.type
+    key = "data.target" if name in spec.targets else "data.features"
+    if pa.types.is_null(kind):  # what a CSV column with no value at all is read as
+        raise DataError(key, f"column {name!r} has no values at all; fill it or choose another column")
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
-        key = "data.target" if name in spec.targets else "data.features"
         raise DataError(
             key, f"column {name!r} is {kind}, not numeric; choose numeric columns or list it in data.categorical"
         )
-    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    too_large = np.abs(values) > FLOAT32_MAX  # NaN compares False: missing values stay allowed
+    if too_large.any():
+        row = int(np.argmax(too_large))
+        raise DataError(
+            key,
+            f"column {name!r} has {int(too_large.sum())} infinite or too large values (e.g. {float(values[row])!r}); "
+            "replace them or leave them empty (missing)",
+        )
+    return values
 
 
 def _objects(table: pa.Table, name: str) -> np.ndarray:

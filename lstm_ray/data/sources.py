@@ -47,6 +47,8 @@ def read_table(source: str) -> pa.Table:
         raise DataError("data.source", f"cannot open {source!r}: {_one_line(err)}") from None
     if info.type == pafs.FileType.NotFound:
         raise DataError("data.source", f"{source!r} not found; check the path or use builtin:co2")
+    if info.type not in (pafs.FileType.File, pafs.FileType.Directory):  # a pipe or device would block or never end
+        raise DataError("data.source", f"{source!r} is not a regular file or folder; copy the data into a file")
     try:
         if info.type == pafs.FileType.Directory:
             return _read_folder(source, filesystem, path)
@@ -56,10 +58,10 @@ def read_table(source: str) -> pa.Table:
 
 
 def _open_filesystem(source: str) -> tuple[pafs.FileSystem, str]:
-    uri = source if "://" in source else str(Path(source).expanduser().resolve())
     try:
+        uri = source if "://" in source else str(Path(source).expanduser().resolve())
         return pafs.FileSystem.from_uri(uri)
-    except (pa.ArrowException, OSError) as err:
+    except (pa.ArrowException, OSError, ValueError, RuntimeError) as err:  # ValueError: a NUL; Runtime: a link loop
         raise DataError("data.source", f"cannot open {source!r}: {_one_line(err)}") from None
 
 
@@ -119,4 +121,6 @@ def _hidden(name: str, base: str) -> bool:
 
 
 def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())[:300]
+    """The error's text on one line of printable characters (a parse error may quote binary bytes)."""
+    text = "".join(c if c.isprintable() else " " for c in str(err))
+    return " ".join(text.split())[:300]

@@ -107,6 +107,8 @@ def classify_folds(codes: np.ndarray, labels: np.ndarray, folds: int, seed: int)
     """Stratified k-fold over the train and val sequences; test sequences are UNUSED in every fold."""
     rng = np.random.default_rng(seed)
     pool = np.flatnonzero(codes != TEST)
+    if folds > len(pool):  # checked before allocating a code array per fold
+        raise DataError("data.folds", f"{folds} folds leave some fold empty ({len(pool)} sequences); use fewer")
     fold_of = np.empty(len(pool), dtype=np.int64)
     offset = 0
     for members in _by_class(labels[pool], rng):
@@ -127,6 +129,8 @@ def forecast_folds(codes: np.ndarray, offsets: np.ndarray, folds: int, scheme: s
     val split and end where the test split begins, the last fold's block being the val split itself; fold k
     trains on every earlier row (expanding) or on the same number of rows just before its block as the first
     fold has (sliding). Raises DataError when the series are too short for that many folds."""
+    if folds >= len(codes):  # checked before allocating a code array per fold
+        raise DataError("data.folds", f"{folds} folds cannot fit in {len(codes)} rows; lower data.folds")
     result = [np.full(len(codes), UNUSED, dtype=np.int64) for _ in range(folds)]
     used = 0
     for start, end in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
