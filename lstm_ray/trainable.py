@@ -66,7 +66,11 @@ def memory_limit(megabytes: float | None) -> Iterator[None]:
     exhaustion is reported the same way. The limit is lifted afterwards: Tune reuses the process."""
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if megabytes:
-        limit = int(megabytes * 2**20)
+        # RLIMIT_DATA also counts address space reserved but never touched (thread stacks, allocator arenas:
+        # ~1.5 GB in a Ray worker before a trial allocates anything), so a limit of `megabytes` alone would fail
+        # every trial. The trial may reserve what it has now plus what its budget leaves beyond its resident memory.
+        reserved, resident = _process_memory()
+        limit = reserved + max(0, int(megabytes * 2**20) - resident)
         resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     try:
         yield
@@ -80,6 +84,17 @@ def memory_limit(megabytes: float | None) -> Iterator[None]:
         ) from None
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _process_memory() -> tuple[int, int]:
+    """(data address space, resident memory) of this process in bytes; (0, 0) where /proc is missing."""
+    sizes = {}
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmData", "VmRSS"):
+                sizes[key] = int(value.split()[0]) * 1024
+    return sizes.get("VmData", 0), sizes.get("VmRSS", 0)
 
 
 def _out_of_memory(err: BaseException) -> bool:
