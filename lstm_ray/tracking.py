@@ -59,6 +59,7 @@ __all__ = [
     "child_runs",
     "connect",
     "replay_spilled",
+    "start_tracking",
 ]
 
 TAG_OUTCOME = "lstm_ray.outcome"
@@ -401,6 +402,58 @@ class SweepTracker:
             timeout = self.cfg.tracking.flush_timeout_s if self.cfg else 120.0
             self._deadline = time.monotonic() + timeout
         return max(0.0, self._deadline - time.monotonic())
+
+
+def start_tracking(cfg: ExperimentConfig, config_text: str) -> SweepTracker | UntrackedSweep:
+    """The sweep's tracker: a `SweepTracker` (parent run created now), or with `tracking.enabled: false` an
+    `UntrackedSweep` that never touches MLflow."""
+    if not cfg.tracking.enabled:
+        return UntrackedSweep(OutcomeCounter(cfg.train.max_epochs))
+    return SweepTracker.start(cfg, config_text)
+
+
+class OutcomeCounter(tune.Callback):
+    """Counts how trials ended (completed, stopped early, failed): all a sweep keeps when tracking is off."""
+
+    def __init__(self, max_epochs: int):
+        self.max_epochs = max_epochs
+        self.outcome_counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"outcome_counts": dict(self.outcome_counts)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.outcome_counts.update(state["outcome_counts"])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outcome_counts[outcomes.outcome_of(trial.last_result, self.max_epochs, errored=False)] += 1
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outcome_counts[outcomes.FAILED] += 1
+
+
+@dataclass
+class UntrackedSweep:
+    """`SweepTracker`'s interface with `tracking.enabled: false`: outcomes are counted, nothing is written."""
+
+    callback: OutcomeCounter
+    parent_run_id: str = ""
+    model_uri: str = ""
+
+    def trial_logger(self, phase: str) -> OutcomeCounter:
+        return OutcomeCounter(self.callback.max_epochs)
+
+    def log_json(self, data: Any, artifact_file: str) -> None:
+        pass
+
+    def log_results(self, record: Any, results: Any) -> None:
+        pass
+
+    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> str:
+        return ""
+
+    def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:
+        return True
 
 
 def checkpoint_trials(board: Any, policy: str, top_k: int, metric: str) -> list[str]:

@@ -13,6 +13,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from lstm_ray.resume import save_resume_info
 from lstm_ray.schedulers import build_scheduler
 from lstm_ray.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
 from lstm_ray.serving import raw_example
-from lstm_ray.tracking import SweepTracker
+from lstm_ray.tracking import SweepTracker, UntrackedSweep, start_tracking
 from lstm_ray.trainable import (
     load_checkpoint_state,
     model_from_checkpoint,
@@ -111,13 +112,12 @@ def run_sweep(
     started = time.monotonic()
     data = data or prepare_sweep_data(cfg)
     known = warm_start_points(cfg)
-    tracker = SweepTracker.start(cfg, config_text)  # an unreachable server fails here, before Ray starts
+    tracker, slots = start_tracking_and_ray(cfg, config_text, address, verbose)
     try:
-        slots = prepare_tune(cfg, address, verbose)
         name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         save_resume_info(storage_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
         # Named up front so whoever follows the log (`lstm-ray submit --follow`) can open the run while it runs.
-        print(f"Sweep {name}: MLflow parent run {tracker.parent_run_id}", flush=True)
+        print(f"Sweep {name}: MLflow parent run {tracker.parent_run_id or '- (tracking.enabled: false)'}", flush=True)
         progress = ProgressLine(cfg.search.metric, cfg.search.mode, planned_trials(cfg), cfg.train.max_epochs)
         tuner = build_tuner(
             cfg,
@@ -131,10 +131,38 @@ def run_sweep(
         results = fit_or_interrupt(tuner)
         return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
     except BaseException as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
-        reason = "the sweep was interrupted; `lstm-ray resume` continues it" if interrupted else _last_line(err)
-        tracker.finish({}, {"lstm_ray.error": reason}, status="KILLED" if interrupted else "FAILED")
+        _close_failed(tracker, err)
         raise
+
+
+def start_tracking_and_ray(
+    cfg: ExperimentConfig, config_text: str, address: str | None, verbose: bool
+) -> tuple[SweepTracker | UntrackedSweep, int]:
+    """The sweep's tracker (parent run created) and Ray (started or joined), with the number of trial slots.
+
+    A tracking server is reached before Ray starts, so an unreachable one fails first. A local store, whose
+    SQLite file takes seconds to create, is set up on a thread while Ray starts (ray.init wants the main thread).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tracking = pool.submit(start_tracking, cfg, config_text)
+        if not _local_store(cfg.tracking.uri):
+            tracking.result()
+        try:
+            slots = prepare_tune(cfg, address, verbose)
+        except BaseException as err:
+            _close_failed(tracking.result(), err)
+            raise
+        return tracking.result(), slots
+
+
+def _close_failed(tracker: SweepTracker | UntrackedSweep, err: BaseException) -> None:
+    interrupted = isinstance(err, KeyboardInterrupt)
+    reason = "the sweep was interrupted; `lstm-ray resume` continues it" if interrupted else _last_line(err)
+    tracker.finish({}, {"lstm_ray.error": reason}, status="KILLED" if interrupted else "FAILED")
+
+
+def _local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
 def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> int:
@@ -219,7 +247,11 @@ def fit_or_interrupt(tuner: tune.Tuner) -> tune.ResultGrid:
 
 
 def reevaluated(
-    cfg: ExperimentConfig, data: PreparedData, results: tune.ResultGrid, tracker: SweepTracker, slots: int
+    cfg: ExperimentConfig,
+    data: PreparedData,
+    results: tune.ResultGrid,
+    tracker: SweepTracker | UntrackedSweep,
+    slots: int,
 ) -> Reevaluation | None:
     """The top-k re-evaluation `search.reevaluate` asks for, or None."""
     if cfg.search.reevaluate is None:
@@ -231,7 +263,7 @@ def _finish(
     cfg: ExperimentConfig,
     data: PreparedData,
     results: tune.ResultGrid,
-    tracker: SweepTracker,
+    tracker: SweepTracker | UntrackedSweep,
     started: float,
     reevaluation: Reevaluation | None = None,
 ) -> SweepSummary:
