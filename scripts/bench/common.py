@@ -31,7 +31,7 @@ def machine() -> dict:
 
 
 def command_line() -> str:
-    return "python " + " ".join([str(Path(sys.argv[0]).relative_to(REPO))] + sys.argv[1:])
+    return "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(REPO))] + sys.argv[1:])
 
 
 def save(name: str, result: dict, summary: str) -> Path:

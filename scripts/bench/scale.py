@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ EPOCH_S = 0.02
 def local_cluster_module():
     spec = importlib.util.spec_from_file_location("local_cluster", REPO / "scripts" / "local_cluster.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 from common import save
+from ray import tune
 
 from lstm_ray.config import ExperimentConfig, apply_params, parse_config
 from lstm_ray.data.dataset import PreparedData, prepare_dataset
@@ -76,23 +78,42 @@ def train_epochs(cfg: ExperimentConfig, data: PreparedData, report) -> None:
     )
 
 
-def run_lstm_ray(cfg: ExperimentConfig, data: PreparedData) -> tuple[float, list[tuple[dict, int]]]:
+class SweepClock(tune.Callback):
+    """Records when the first trial started and the last one ended, and each trial's (params, epochs)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first_start = self.last_end = math.nan
+        self.trials: list[tuple[dict, int]] = []
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if math.isnan(self.first_start):
+            self.first_start = time.perf_counter() - self.start
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.last_end = time.perf_counter() - self.start
+        self.trials.append((dict(trial.config), int((trial.last_result or {}).get("epoch", 0))))
+
+    def phases(self, wall: float) -> dict[str, float]:
+        """Seconds before the first trial started, while trials ran, and after the last one ended."""
+        return {
+            "start_s": self.first_start,
+            "trials_s": self.last_end - self.first_start,
+            "end_s": wall - self.last_end,
+        }
+
+
+def run_lstm_ray(cfg: ExperimentConfig, data: PreparedData) -> tuple[float, list[tuple[dict, int]], dict]:
+    """`run_sweep` as `lstm-ray tune` runs it; returns wall seconds, the trials and the sweep's phases."""
     import ray
-    from mlflow.tracking import MlflowClient
 
     from lstm_ray.tuning import run_sweep
 
-    start = time.perf_counter()
-    summary = run_sweep(cfg, config_text="", data=data)
-    wall = time.perf_counter() - start
+    clock = SweepClock()
+    run_sweep(cfg, config_text="", data=data, callbacks=[clock])
+    wall = time.perf_counter() - clock.start
     ray.shutdown()
-    client = MlflowClient(cfg.tracking.uri)
-    runs = client.search_runs(
-        [client.get_experiment_by_name(cfg.experiment_name).experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{summary.parent_run_id}'",
-    )
-    trials = [({k: _parse(v) for k, v in r.data.params.items()}, int(r.data.tags["lstm_ray.epochs"])) for r in runs]
-    return wall, trials
+    return wall, clock.trials, clock.phases(wall)
 
 
 def run_optuna(
@@ -195,13 +216,27 @@ def ideal_seconds(cfg: ExperimentConfig, data: PreparedData, trials: list[tuple[
     return total
 
 
-def _parse(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def measure(
+    cfg: ExperimentConfig, data: PreparedData, wall: float, trials: list[tuple[dict, int]], phases: dict | None
+) -> dict:
+    """Epochs per second and efficiency over the whole run, and over the trial phase alone when known."""
+    epochs = sum(e for _, e in trials)
+    ideal = ideal_seconds(cfg, data, trials)
+    result = {
+        "wall_s": wall,
+        "trials": len(trials),
+        "epochs": epochs,
+        "epochs_per_s": epochs / wall,
+        "ideal_s": ideal,
+        "efficiency": ideal / (wall * SLOTS),
+    }
+    if phases:
+        result |= {
+            "phases": phases,
+            "trial_phase_epochs_per_s": epochs / phases["trials_s"],
+            "trial_phase_efficiency": ideal / (phases["trials_s"] * SLOTS),
+        }
+    return result
 
 
 def main() -> None:
@@ -210,6 +245,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--only", nargs="*", default=["lstm-ray", "optuna", "ray-docs"])
     parser.add_argument("--no-save", action="store_true", help="do not write JSON or docs/benchmarks.md")
+    parser.add_argument("--label", default="", help="saved as throughput-LABEL, e.g. before / after a change")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     cfg = experiment(args.trials, args.epochs, folder)
@@ -222,23 +258,20 @@ def main() -> None:
     }
     results = {}
     for name in args.only:
-        wall, trials = runners[name]()
-        epochs = sum(e for _, e in trials)
-        ideal = ideal_seconds(cfg, data, trials)
-        results[name] = {
-            "wall_s": wall,
-            "trials": len(trials),
-            "epochs": epochs,
-            "epochs_per_s": epochs / wall,
-            "ideal_s": ideal,
-            "efficiency": ideal / (wall * SLOTS),
-        }
+        wall, trials, *phases = runners[name]()
+        results[name] = measure(cfg, data, wall, trials, phases[0] if phases else None)
         r = results[name]
-        print(
-            f"{name:9s}: {r['trials']} trials, {epochs} epochs in {wall:6.1f} s = {r['epochs_per_s']:5.2f} epochs/s, "
-            f"efficiency {r['efficiency']:.0%}",
-            flush=True,
+        line = (
+            f"{name:9s}: {r['trials']} trials, {r['epochs']} epochs in {wall:6.1f} s = {r['epochs_per_s']:5.2f} "
+            f"epochs/s, efficiency {r['efficiency']:.0%}"
         )
+        if "phases" in r:
+            p = r["phases"]
+            line += (
+                f" | start {p['start_s']:.1f} s, trials {p['trials_s']:.1f} s ({r['trial_phase_epochs_per_s']:.2f} "
+                f"epochs/s, efficiency {r['trial_phase_efficiency']:.0%}), end {p['end_s']:.1f} s"
+            )
+        print(line, flush=True)
     if "lstm-ray" in results:
         for name in results:
             ratio = results["lstm-ray"]["epochs_per_s"] / results[name]["epochs_per_s"]
@@ -250,7 +283,7 @@ def main() -> None:
             f"optuna {results['optuna']['epochs_per_s']:.1f}, ray-docs {results['ray-docs']['epochs_per_s']:.1f}"
         )
         save(
-            "throughput",
+            f"throughput-{args.label}" if args.label else "throughput",
             {"trials": args.trials, "max_epochs": args.epochs, "slots": SLOTS, "results": results},
             summary,
         )

@@ -1,0 +1,80 @@
+"""Smoke tests of the benchmarks in scripts/bench/: each one runs to the end at a tiny size.
+
+Nothing here is timed: the benchmarks' numbers are only meaningful at full size and are recorded in
+docs/benchmarks.md. Every run passes --no-save (or its quick mode), so docs/bench-results/ is left alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "scripts" / "bench"
+
+pytestmark = pytest.mark.slow
+
+
+def run_benchmark(script: str, *args: str, timeout: float = 900) -> str:
+    """Run scripts/bench/SCRIPT with ARGS in a fresh interpreter; returns its stdout, failing on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_trainer_benchmark_compares_our_loop_with_plain_pytorch():
+    out = run_benchmark("trainer.py", "--quick")
+    assert "hidden   32:" in out and "matmul peak" in out
+
+
+def test_throughput_benchmark_runs_all_three_contenders():
+    out = run_benchmark("throughput.py", "--trials", "2", "--epochs", "1", "--no-save")
+    for name in ("lstm-ray", "optuna", "ray-docs"):
+        assert f"{name:9s}: 2 trials" in out
+    assert "lstm-ray / optuna:" in out
+
+
+def test_tracking_overhead_benchmark_runs_with_mlflow_on_and_off():
+    out = run_benchmark("tracking_overhead.py", "--trials", "2", "--epochs", "1", "--repeats", "1", "--no-save")
+    assert "tracking off:" in out and "tracking on :" in out and "tracking on costs" in out
+
+
+def test_search_efficiency_benchmark_runs_every_strategy():
+    out = run_benchmark("search_efficiency.py", "--seeds", "1", "--trials", "2", "--epochs", "1", "--no-save")
+    for name in ("lstm-ray", "random", "grid", "optuna"):
+        assert f"seed 0 {name:8s}: best" in out
+
+
+def test_asha_reporting_benchmark_runs_on_given_curves(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import asha_reporting
+    finally:
+        sys.path.remove(str(BENCH))
+    epochs = asha_reporting.EPOCHS
+    curves = {}
+    for i, values in enumerate(itertools.product(*asha_reporting.SPACE.values())):
+        params = dict(zip(asha_reporting.SPACE, values, strict=True))
+        val = [1.0 + (i % 7) / 10 + 1.0 / (e + 1) for e in range(epochs)]
+        curves[asha_reporting.key(params)] = {"val": val, "test": val, "seconds": [0.1] * epochs}
+    path = tmp_path / "curves.json"
+    path.write_text(json.dumps(curves))
+    out = run_benchmark("asha_reporting.py", "--seeds", "2", "--curves", str(path), "--no-save")
+    assert "lstm-ray / Ray default:" in out
+
+
+@pytest.mark.cluster
+def test_scale_benchmark_runs_on_a_local_multi_node_cluster():
+    out = run_benchmark("scale.py", "--trials", "12", "--workers", "2", "--no-save")
+    assert "12 trials" in out and "driver peak RSS" in out
