@@ -311,7 +311,6 @@ class ResourcesConfig:
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = True  # false: no MLflow at all (no runs, no model logged); for benchmarks and quick tries
     uri: str = "sqlite:///mlflow.db"  # MLflow tracking URI: sqlite:///file.db, http://host:5000, ...
     experiment: str | None = None  # MLflow experiment; default: the config's name
     checkpoints: Literal["none", "best", "top_k", "all"] = "best"  # trial checkpoints copied to MLflow
@@ -376,17 +375,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     """Read a YAML experiment file, apply `key=value` overrides and validate everything."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError("", f"config file {str(path)!r} is a folder; pass the path to an experiment .yaml")
+        raise ConfigError(str(path), "is a folder; pass the path to an experiment .yaml file")
     if not path.is_file():
-        raise ConfigError("", f"config file {str(path)!r} not found; pass the path to an experiment .yaml")
+        raise ConfigError(str(path), "config file not found; pass the path to an experiment .yaml file")
     raw = _read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError("", f"{path} must hold a mapping of sections (name, data, model, ...)")
+        raise ConfigError(str(path), f"must hold a mapping of sections (name, data, model, ...), got {raw!r:.80}")
     for item in overrides or []:
         apply_override(raw, item)
-    if not raw.get("name"):
+    if raw.get("name") in (None, ""):  # absent or empty; `name: 0` is an error, not the file name
         raw["name"] = path.stem
     return parse_config(raw)
 
@@ -408,13 +407,14 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: Path) -> Any:
-    """The plain data in the YAML file `path`. Raises ConfigError for unreadable text or invalid YAML."""
+    """The plain data in the YAML file `path`. Raises ConfigError, keyed by the path, for unreadable text or
+    invalid YAML."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError("", f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+        raise ConfigError(str(path), f"is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except OSError as err:
-        raise ConfigError("", f"cannot read {path}: {err.strerror or err}") from None
+        raise ConfigError(str(path), f"cannot be read: {err.strerror or err}") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.MarkedYAMLError as err:
@@ -423,11 +423,11 @@ def _read_yaml(path: Path) -> Any:
         problem = err.problem or err.context or ""
         if "constructor for the tag" in problem:
             problem += "; only plain data is read (no Python objects), remove the tag"
-        raise ConfigError("", f"{path} is not valid YAML{where}: {_one_line(problem)}") from None
+        raise ConfigError(str(path), f"is not valid YAML{where}: {_one_line(problem)}") from None
     except yaml.YAMLError as err:
-        raise ConfigError("", f"{path} is not valid YAML: {_one_line(err)}") from None
+        raise ConfigError(str(path), f"is not valid YAML: {_one_line(err)}") from None
     except RecursionError:
-        raise ConfigError("", f"{path} nests too deeply to be an experiment file") from None
+        raise ConfigError(str(path), "nests too deeply to be an experiment file") from None
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

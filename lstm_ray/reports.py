@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,5 +335,23 @@ def report_sweep(
         if not sweeps:
             raise ConfigError("NAME", f"experiment {experiment_name!r} holds no sweep yet; run `lstm-ray tune` first")
         run_id = sweeps[0].info.run_id
-    folder = Path(out) if out else Path("lstm-ray-reports") / experiment_name / run_id[:8]
+    else:
+        _check_run(client, run_id, uri)
+    folder = Path(out) if out else Path("lstm-ray-reports") / _folder_part(experiment_name) / _folder_part(run_id[:8])
     return write_report(SweepRecord.from_mlflow(client, run_id), folder)
+
+
+def _check_run(client: Any, run_id: str, uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from lstm_ray.errors import ConfigError
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError("--run", f"no run {run_id!r} at {uri}; pass a sweep's parent run id") from None
+
+
+def _folder_part(name: str) -> str:
+    """`name` as one safe folder name: experiment names may hold '/' or '..', which must not leave the folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "sweep"

@@ -98,7 +98,7 @@ def arrange_rows(table: pa.Table, spec: RowSpec, split_column: str | None = None
         _check_unique_times(times, id_codes, spec.time_column)
         notes += _gap_notes(times, id_codes, spec.time_column)
     values = np.column_stack([_numeric(table, c, spec) for c in value_columns] or [np.empty((len(order), 0))])
-    _check_not_empty(values, value_columns)
+    _check_not_empty(values, value_columns, spec)
     keep = np.ones(len(order), dtype=bool)
     if spec.missing == "drop" and values.size:
         keep = ~np.isnan(values).any(axis=1)
@@ -154,10 +154,12 @@ def _check_present(table: pa.Table, names: list[str | None]) -> None:
             )
 
 
-def _check_not_empty(values: np.ndarray, columns: list[str]) -> None:
+def _check_not_empty(values: np.ndarray, columns: list[str], spec: RowSpec) -> None:
     empty = np.isnan(values).all(axis=0)
     if empty.any():
         name = columns[int(np.argmax(empty))]
+        if name in spec.targets:
+            raise DataError("data.target", f"column {name!r} has no values at all; fill it or choose another column")
         raise DataError("data.features", f"column {name!r} has no values at all; drop it from the features")
 
 
