@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 COMPLETED = "completed"  # trained every epoch, or stopped itself (train.patience: no more improvement)
@@ -29,3 +30,21 @@ def stop_reason(last_result: dict[str, Any] | None, outcome: str) -> str:
     if result.get("early_stopped"):
         return f"early stopping: no improvement for train.patience epochs (stopped at epoch {epoch})"
     return "max_epochs reached"
+
+
+NODE_OOM = re.compile(r"killed due to the node running low on memory.*?was ([\d.]+GB used / [\d.]+GB limit)", re.S)
+EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Exhausted|OutOfMemory)\w*: ")
+
+
+def failure_summary(text: str) -> str:
+    """One line saying why a trial failed, from its error text (a traceback, or Ray's long messages): the
+    trial's own exception line, or what Ray's memory monitor did and what to change."""
+    oom = NODE_OOM.search(text)
+    if oom:
+        return (
+            f"killed by Ray's memory monitor: the node ran low on memory ({oom.group(1)}); set resources.memory_mb "
+            "so fewer trials share a node, or lower train.batch_size or model.hidden_size"
+        )
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return (exceptions or lines or ["the trial raised an error"])[-1]

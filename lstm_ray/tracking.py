@@ -552,7 +552,7 @@ def trial_metrics(result: dict[str, Any]) -> list[Metric]:
 
 
 def failure_reason(trial: Any) -> str:
-    """The last line of the trial's exception (e.g. 'DivergedError: train loss became nan at epoch 3')."""
+    """Why the trial failed, in one line (e.g. 'DivergedError: train loss became nan at epoch 3')."""
     text = ""
     path = getattr(trial, "error_file", None) or ""
     try:
@@ -560,8 +560,7 @@ def failure_reason(trial: Any) -> str:
             text = handle.read()
     except OSError:
         text = str(getattr(trial, "error_msg", "") or "")
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "the trial raised an error"
+    return outcomes.failure_summary(text)
 
 
 def sweep_params(cfg: ExperimentConfig) -> list[Param]:

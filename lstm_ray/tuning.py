@@ -21,6 +21,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from lstm_ray import outcomes
 from lstm_ray.budgets import TargetReached, limit_trials
 from lstm_ray.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
 from lstm_ray.config import ExperimentConfig, apply_params
@@ -330,8 +331,7 @@ def _grid_size(cfg: ExperimentConfig) -> int:
 
 
 def _last_line(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
+    return outcomes.failure_summary(str(error)) if str(error).strip() else type(error).__name__
 
 
 def _cpu() -> Any:
