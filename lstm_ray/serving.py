@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -37,12 +38,8 @@ class RawRowModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         import torch
 
-        from lstm_ray.models import SequenceModel
-
         state = torch.load(context.artifacts["network"], map_location="cpu", weights_only=True)
-        self.network = SequenceModel(**state["model_args"])
-        self.network.load_state_dict(state["model"])
-        self.network.eval()
+        self.network = network_from_state(state)
         self.lookback = int(state["lookback"])
         self.preprocessing = state["preprocessing"]
 
@@ -55,13 +52,45 @@ class RawRowModel(mlflow.pyfunc.PythonModel):
 
 
 def load_network(model_uri: str) -> Any:
-    """The torch module behind an MLflow model URI: a sweep's raw-row model, or any MLflow PyTorch model."""
+    """The torch module behind an MLflow model URI, with nothing unpickled that could run code: a sweep's raw-row
+    model from its `network.pt` (weights only, not the pyfunc wrapper MLflow pickles), any other MLflow PyTorch
+    model when saved in MLflow's pickle-free pt2 format. Raises MlflowException for a PyTorch model saved with
+    pickle, unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true says it is trusted."""
     import mlflow.pytorch
+    import torch
     from mlflow.models import Model
 
-    if "pytorch" in Model.load(model_uri).flavors:
-        return mlflow.pytorch.load_model(model_uri, map_location="cpu")
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().network
+    flavors = Model.load(model_uri).flavors
+    if "pytorch" in flavors:
+        with _pickle_refused():
+            return mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    network = flavors["python_function"]["artifacts"]["network"]["path"]
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    return network_from_state(torch.load(Path(folder) / network, map_location="cpu", weights_only=True))
+
+
+def network_from_state(state: dict[str, Any]) -> Any:
+    """The evaluation-mode network saved in `state` (a `network.pt` or checkpoint dict: model_args, model)."""
+    from lstm_ray.models import SequenceModel
+
+    network = SequenceModel(**state["model_args"])
+    network.load_state_dict(state["model"])
+    return network.eval()
+
+
+@contextlib.contextmanager
+def _pickle_refused():
+    """MLflow unpickles a PyTorch model saved with pickle (which can run any code) unless told not to: tell it,
+    unless the user has decided."""
+    name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def predict_rows(network: Any, rows: Any, preprocessing: dict[str, Any], lookback: int) -> pd.DataFrame:
@@ -148,13 +177,9 @@ def log_serving_model(tracking_uri: str, run_id: str, folder: str, register_as: 
     """Log the model staged in `folder` as `model` on run `run_id` (registering it if asked); its model URI."""
     import torch
 
-    from lstm_ray.models import SequenceModel
-
     example = pd.read_parquet(Path(folder) / EXAMPLE_FILE)
     state = torch.load(Path(folder) / NETWORK_FILE, map_location="cpu", weights_only=True)
-    network = SequenceModel(**state["model_args"])
-    network.load_state_dict(state["model"])
-    output = predict_rows(network.eval(), example, state["preprocessing"], state["lookback"])
+    output = predict_rows(network_from_state(state), example, state["preprocessing"], state["lookback"])
     code = _package_copy(Path(folder) / "code")
     mlflow.set_tracking_uri(tracking_uri)
     with _quiet_model_logging(), mlflow.start_run(run_id=run_id):
