@@ -285,6 +285,8 @@ def log_in_batches(
 
 def spill_folder(storage_uri: str, parent_run_id: str) -> str:
     """Where a sweep's unsent writes are spilled: `<storage>/mlflow-outbox/<parent run id>`."""
+    if parent_run_id in ("", ".", "..") or "/" in parent_run_id or "\\" in parent_run_id:
+        raise ValueError(f"{parent_run_id!r} is not an MLflow run id; the spill would leave {storage_uri}")
     return f"{storage_uri.rstrip('/')}/{SPILL_FOLDER}/{parent_run_id}"
 
 
@@ -314,7 +316,10 @@ def _replay_one(fs: pafs.FileSystem, folder: str, timeout: float) -> bool:
         for data in state["writes"]:
             write = Write.from_json(data)
             if write.source:
-                write.source = str(Path(local) / write.source)
+                write.source = str(Path(local, write.source).resolve())
+                if not Path(write.source).is_relative_to(Path(local).resolve()):  # spills only hold files/<i>
+                    log.warning("skipped a spilled upload from %s, outside its spill folder", write.source)
+                    continue
             outbox.put(write)
         if outbox.close(timeout):
             log.info("sent %d spilled MLflow writes of run %s", len(state["writes"]), state["parent_run_id"])

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import os
 import pickle
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -265,6 +267,43 @@ def test_report_of_an_unknown_run_is_an_error_line_and_writes_no_report(tmp_path
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: --run: no run '../../../x'") and len(err.splitlines()) == 1
     assert not list(tmp_path.parent.rglob("report.html"))
+
+
+def test_a_spill_folder_is_one_folder_per_mlflow_run_id(tmp_path):
+    from lstm_ray.outbox import SPILL_FOLDER, spill_folder
+
+    storage = str(tmp_path / "results")
+    assert spill_folder(storage, "0123abcd" * 4) == f"{storage}/{SPILL_FOLDER}/{'0123abcd' * 4}"
+    for run_id in ("..", "../../x", "/tmp/x", "", "a\\..\\b"):
+        with pytest.raises(ValueError, match="not an MLflow run id"):
+            spill_folder(storage, run_id)
+
+
+def test_a_tampered_spill_uploads_nothing_from_outside_its_folder(tmp_path, monkeypatch):
+    from lstm_ray.outbox import SPILL_FILE, Write, replay_spilled, spill_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # replay copies the spill to tmp/<folder>
+    (tmp_path / "tmp").mkdir()
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("spilled", artifact_location=str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.txt").write_text("private")
+    folder = Path(spill_folder(str(tmp_path / "results"), run_id))
+    (folder / "files" / "0").mkdir(parents=True)
+    (folder / "files" / "0" / "spilled.txt").write_text("sent")
+    writes = [
+        Write("artifacts", None, source="files/0", artifact_path="kept"),
+        Write("artifacts", None, source=str(secret), artifact_path="absolute"),
+        Write("artifacts", None, source="files/../../../secret", artifact_path="relative"),  # tmp_path/secret
+    ]
+    state = {"tracking_uri": uri, "experiment_id": experiment, "parent_run_id": run_id, "run_ids": {}}
+    (folder / SPILL_FILE).write_text(json.dumps(state | {"writes": [w.to_json() for w in writes]}))
+    assert replay_spilled(str(tmp_path / "results"), timeout=60) == [run_id]
+    assert [a.path for a in client.list_artifacts(run_id)] == ["kept"]
 
 
 # --- the cluster files: what reaches Ray and its dashboard from outside ---------------------------------------
