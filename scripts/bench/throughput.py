@@ -273,14 +273,18 @@ def main() -> None:
             )
         print(line, flush=True)
     if "lstm-ray" in results:
-        for name in results:
+        for name in [n for n in results if n != "lstm-ray"]:
             ratio = results["lstm-ray"]["epochs_per_s"] / results[name]["epochs_per_s"]
             print(f"lstm-ray / {name}: {ratio:.2f}x epochs per second")
-    if not args.no_save and len(results) == 3:
+    if not args.no_save and "lstm-ray" in results:
         ours = results["lstm-ray"]
-        summary = (
-            f"epochs/s lstm-ray {ours['epochs_per_s']:.1f} (eff. {ours['efficiency']:.0%}), "
-            f"optuna {results['optuna']['epochs_per_s']:.1f}, ray-docs {results['ray-docs']['epochs_per_s']:.1f}"
+        summary = f"epochs/s lstm-ray {ours['epochs_per_s']:.2f} (eff. {ours['efficiency']:.0%}"
+        if "phases" in ours:
+            summary += (
+                f"; trial phase {ours['trial_phase_epochs_per_s']:.2f}, eff. {ours['trial_phase_efficiency']:.0%}"
+            )
+        summary += ")" + "".join(
+            f", {name} {r['epochs_per_s']:.2f}" for name, r in results.items() if name != "lstm-ray"
         )
         save(
             f"throughput-{args.label}" if args.label else "throughput",
