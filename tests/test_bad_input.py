@@ -565,9 +565,11 @@ def fingerprint(case: Case, argv: list[str], folder: Path) -> str:
 def tally(request):
     """Print how many distinct bad inputs this run tried (each one passed, or the run failed)."""
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter and TRIED:
-        reporter.write_line(f"\nbad input: {len(TRIED)} distinct inputs of {len(CASES)} kinds tried")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter and capture and TRIED:
+        with capture.global_and_fixture_disabled():  # past pytest's output capture, like its own summary
+            reporter.write_line(f"\nbad input: {len(TRIED)} distinct inputs of {len(CASES)} kinds tried")
 
 
 def test_the_catalogue_holds_at_least_50_kinds_of_bad_input():
