@@ -4,6 +4,7 @@
     eval "$(python scripts/local_cluster.py env --state-dir /tmp/lc)"   # RAY_ADDRESS, token, loopback
     lstm-ray tune configs/quickstart.yaml                                 # runs on the local cluster
     python scripts/local_cluster.py stop-node --state-dir /tmp/lc --worker 1   # simulate losing worker 1
+    python scripts/local_cluster.py add-node --state-dir /tmp/lc --cpus 1      # a new worker joins
     python scripts/local_cluster.py stop --state-dir /tmp/lc
     python scripts/local_cluster.py start --autoscaling --workers 0 --gpus-per-worker 2 --state-dir /tmp/lc
 
@@ -18,7 +19,7 @@ each node runs `ray start` through `_ray-start` below, which pins the node addre
 process and sets the variable for its children. Clients need the same variable (see `ClusterHandle.client_env`).
 
 Linux only (reads /proc). The module is importable: `start_cluster`, `stop_cluster`, `kill_worker`,
-`load_cluster`, `alive_nodes`.
+`add_worker`, `load_cluster`, `alive_nodes`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "start_cluster",
     "stop_cluster",
     "kill_worker",
+    "add_worker",
     "load_cluster",
     "alive_nodes",
 ]
@@ -95,6 +97,8 @@ class ClusterHandle:
     head: NodeRecord
     workers: list[NodeRecord] = field(default_factory=list)
     autoscaling_config: str | None = None  # fake_multinode config when started with autoscaling
+    node_env: dict[str, str] = field(default_factory=dict)  # what every node's `ray start` runs with
+    object_store_memory: int = 200_000_000  # bytes per node
 
     def __post_init__(self) -> None:
         self._popens: dict[int, subprocess.Popen] = {}  # set only in the process that started the nodes
@@ -205,7 +209,6 @@ def start_cluster(
         "DASHBOARD_METRIC_PORT": str(dash_metric),
         **(extra_env or {}),
     }
-    common = [f"--object-store-memory={object_store_memory}", "--disable-usage-stats", "--block"]
     head_args = [
         "--head",
         f"--node-ip-address={LOOPBACK}",
@@ -217,7 +220,9 @@ def start_cluster(
         f"--dashboard-agent-listen-port={head_agent}",
         f"--ray-client-server-port={client_port}",
         f"--temp-dir={temp_root / 'head'}",
-        *common,
+        f"--object-store-memory={object_store_memory}",
+        "--disable-usage-stats",
+        "--block",
     ]
     head_env = dict(node_env)
     autoscaling_config = state / "autoscaling.json" if autoscaling else None
@@ -245,32 +250,15 @@ def start_cluster(
         env=client_env,
         head=NodeRecord("head", 0, str(temp_root / "head"), str(state / "logs" / "head.log"), head_agent, head_cpus, 0),
         autoscaling_config=str(autoscaling_config) if autoscaling_config else None,
+        node_env=node_env,
+        object_store_memory=object_store_memory,
     )
     try:
         handle.head.pid = _launch(handle, handle.head, head_args, head_env)
         handle.save()
         _wait_for_alive_nodes(handle, 1, timeout_s)
-        for i, agent_port in enumerate(agents, start=1):
-            node = NodeRecord(
-                f"worker-{i}",
-                0,
-                str(temp_root / f"worker-{i}"),
-                str(state / "logs" / f"worker-{i}.log"),
-                agent_port,
-                cpus_per_worker,
-                gpus_per_worker,
-            )
-            worker_args = [
-                f"--address={gcs_address}",
-                f"--num-cpus={cpus_per_worker}",
-                f"--num-gpus={gpus_per_worker}",
-                f"--dashboard-agent-listen-port={agent_port}",
-                f"--temp-dir={node.temp_dir}",
-                *common,
-            ]
-            node.pid = _launch(handle, node, worker_args, node_env)
-            handle.workers.append(node)
-            handle.save()
+        for agent_port in agents:
+            _start_worker(handle, cpus_per_worker, gpus_per_worker, agent_port)
         _wait_for_alive_nodes(handle, 1 + workers, timeout_s)
     except BaseException:
         stop_cluster(handle)
@@ -311,6 +299,22 @@ def kill_worker(handle: ClusterHandle, worker: int) -> NodeRecord:
     _kill_session(handle, node, 0.0)
     node.stopped = True
     handle.save()
+    return node
+
+
+def add_worker(handle: ClusterHandle, *, cpus: int = 1, gpus: int = 0, timeout_s: float = 60.0) -> NodeRecord:
+    """Start one more worker node (e.g. in place of one `kill_worker` took down); returns once it is alive.
+
+    Raises RuntimeError with the end of its log if it is not alive after `timeout_s`.
+    """
+    known = {n["node_id"] for n in alive_nodes(handle)}
+    node = _start_worker(handle, cpus, gpus, _free_ports(1)[0])
+    deadline = time.monotonic() + timeout_s
+    while not any(n["node_id"] not in known for n in alive_nodes(handle)):
+        popen = handle._popens.get(node.pid)
+        if time.monotonic() > deadline or (popen is not None and popen.poll() is not None):
+            raise RuntimeError(f"{node.name} did not join; end of {node.log}:\n" + _tail(node.log))
+        time.sleep(0.5)
     return node
 
 
@@ -394,6 +398,26 @@ def _launch(handle: ClusterHandle, node: NodeRecord, ray_args: list[str], env: d
     handle._popens[popen.pid] = popen
     node.start_ticks = _start_ticks(popen.pid)
     return popen.pid
+
+
+def _start_worker(handle: ClusterHandle, cpus: int, gpus: int, agent_port: int) -> NodeRecord:
+    name = f"worker-{len(handle.workers) + 1}"
+    state, temp_dir = Path(handle.state_dir), str(Path(handle.temp_root) / name)
+    node = NodeRecord(name, 0, temp_dir, str(state / "logs" / f"{name}.log"), agent_port, cpus, gpus)
+    worker_args = [
+        f"--address={handle.gcs_address}",
+        f"--num-cpus={cpus}",
+        f"--num-gpus={gpus}",
+        f"--dashboard-agent-listen-port={agent_port}",
+        f"--temp-dir={temp_dir}",
+        f"--object-store-memory={handle.object_store_memory}",
+        "--disable-usage-stats",
+        "--block",
+    ]
+    node.pid = _launch(handle, node, worker_args, handle.node_env)
+    handle.workers.append(node)
+    handle.save()
+    return node
 
 
 def _wait_for_alive_nodes(handle: ClusterHandle, count: int, timeout_s: float) -> None:
@@ -535,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         ("status", "show nodes and processes"),
         ("env", "print `export` lines for clients"),
         ("stop-node", "kill one worker node"),
+        ("add-node", "start one more worker node"),
     ]:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--state-dir", required=True, help="directory holding cluster.json")
@@ -543,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--remove-logs", action="store_true", help="also delete the nodes' temp dirs")
         if name == "stop-node":
             sub.add_argument("--worker", type=int, required=True, help="worker number, from 1")
+        if name == "add-node":
+            sub.add_argument("--cpus", type=int, default=1, help="CPUs it declares")
+            sub.add_argument("--gpus", type=int, default=0, help="fake GPUs it declares")
     start.add_argument("--state-dir", required=True, help="directory for cluster.json, token and logs")
     args = parser.parse_args(argv)
 
@@ -572,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "stop-node":
         node = kill_worker(handle, args.worker)
         print(f"killed {node.name} (session {node.pid})")
+    elif args.command == "add-node":
+        node = add_worker(handle, cpus=args.cpus, gpus=args.gpus)
+        print(f"{node.name} joined (session {node.pid})")
     elif args.command == "env":
         print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in handle.env.items()) + "\nunset RAY_AUTH_TOKEN")
     else:

@@ -1,4 +1,7 @@
-"""Resume: a sweep whose driver was SIGKILLed or Ctrl-C'ed continues from its storage into the same MLflow runs."""
+"""Resume: a sweep whose driver was Ctrl-C'ed continues from its storage into the same MLflow runs.
+
+A driver killed with SIGKILL mid-sweep is the chaos suite's (tests/chaos/test_driver_loss.py, on a cluster).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from tune_runs import kill_session
 
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
-from lstm_ray.resume import INFO_FILE, find_sweep, load_resume_info, save_resume_info
+from lstm_ray.resume import find_sweep, load_resume_info, save_resume_info
 
 
 def test_a_name_finds_its_latest_sweep_folder(tmp_path, tiny_config):
@@ -44,10 +47,12 @@ def test_resuming_an_unknown_sweep_is_one_error_line_before_ray(tmp_path):
     assert done.stderr.splitlines()[0].startswith("error: NAME_OR_PATH: 'nothing' is neither a sweep folder")
 
 
-def cli(*args: str, cwd) -> subprocess.Popen:
+def cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`lstm-ray ARGS` started in a session of its own (stdout and stderr together)."""
     return subprocess.Popen(
         [sys.executable, "-m", "lstm_ray.cli", *args],
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -64,8 +69,11 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
-@pytest.fixture
-def sweep_file(tmp_path):
+RESUMED_TRIALS = 6
+
+
+def resumable_sweep(path, tracking_uri: str, storage: str) -> None:
+    """Write the sweep these tests interrupt to `path`: 6 trials of HyperOpt + ASHA, 4 epochs each."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
     raw["train"] |= {"max_epochs": 4, "batch_size": 16}
     raw["search"] = {
@@ -73,18 +81,23 @@ def sweep_file(tmp_path):
         "scheduler": "asha",
         "grace_period": 1,
         "n_initial_points": 2,
-        "num_samples": 6,
+        "num_samples": RESUMED_TRIALS,
         "space": {"train.lr": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}},
     }
-    raw["tracking"] = {"uri": "sqlite:///mlflow.db", "experiment": "resume"}  # relative: resume runs where tune did
-    raw["storage"] = {"path": "results"}
-    path = tmp_path / "tiny.yaml"
+    raw["tracking"] = {"uri": tracking_uri, "experiment": "resume"}
+    raw["storage"] = {"path": storage}
     path.write_text(yaml.safe_dump(raw))
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    resumable_sweep(path, "sqlite:///mlflow.db", "results")  # relative: resume runs where tune did
     return path
 
 
-def sweep_runs(tmp_path) -> tuple[list, list]:
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+def sweep_runs(client: MlflowClient) -> tuple[list, list]:
+    """(parent runs, child runs) of the experiment `resumable_sweep` logs to."""
     experiment = client.get_experiment_by_name("resume")
     if experiment is None:
         return [], []
@@ -113,35 +126,16 @@ def wait_for_ended_trials(tmp_path, proc: subprocess.Popen, count: int) -> None:
     raise AssertionError("no trial ended within 5 minutes")
 
 
-def assert_resumed_into_the_same_runs(tmp_path, out: str) -> None:
-    parents, children = sweep_runs(tmp_path)
+def assert_resumed_into_the_same_runs(client: MlflowClient, out: str) -> None:
+    parents, children = sweep_runs(client)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED", out[-3000:]
     trial_ids = Counter(r.data.tags["lstm_ray.trial_id"] for r in children)
-    assert len(children) == 6 and max(trial_ids.values()) == 1, trial_ids  # no duplicate runs
+    assert len(children) == RESUMED_TRIALS and max(trial_ids.values()) == 1, trial_ids  # no duplicate runs
     assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
-    assert parents[0].data.metrics["trials_total"] == 6
+    assert parents[0].data.metrics["trials_total"] == RESUMED_TRIALS
 
 
 @pytest.mark.slow
-@pytest.mark.chaos
-def test_a_sigkilled_driver_resumes_into_the_same_runs(tmp_path, sweep_file):
-    first = cli("tune", str(sweep_file), cwd=tmp_path)
-    try:
-        wait_for_ended_trials(tmp_path, first, count=2)
-        kill_session(first.pid)  # the driver and the Ray it started, mid-sweep
-    finally:
-        finish(first)
-    parents, _ = sweep_runs(tmp_path)
-    assert parents[0].info.status == "RUNNING"  # nobody could close it
-    (folder,) = (tmp_path / "results").iterdir()
-    assert (folder / INFO_FILE).is_file()
-    out = finish(cli("resume", "tiny", "--storage", "results", cwd=tmp_path))
-    assert "Sweep tiny: 6 trials" in out, out[-3000:]
-    assert_resumed_into_the_same_runs(tmp_path, out)
-
-
-@pytest.mark.slow
-@pytest.mark.chaos
 def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
     first = cli("tune", str(sweep_file), cwd=tmp_path)
     try:
@@ -151,9 +145,10 @@ def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
     finally:
         finish(first)
     assert first.returncode == 130 and "lstm-ray resume" in out, out[-3000:]
-    parents, _ = sweep_runs(tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    parents, _ = sweep_runs(client)
     assert parents[0].info.status == "KILLED"
     (folder,) = (tmp_path / "results").iterdir()
     out = finish(cli("resume", str(folder), cwd=tmp_path))
-    assert_resumed_into_the_same_runs(tmp_path, out)
+    assert_resumed_into_the_same_runs(client, out)
     assert parse_config(yaml.safe_load(sweep_file.read_text())).name == "tiny"

@@ -1,0 +1,41 @@
+"""The sweep's driver is killed with SIGKILL mid-sweep; `lstm-ray resume` finishes it into the same MLflow runs.
+
+SIGKILL gives the driver no chance to save anything or close its runs: what survives is Tune's last snapshot of
+the experiment in storage and what the outbox had sent to MLflow. The driver's trials on the cluster die with it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+from test_resume import RESUMED_TRIALS, assert_resumed_into_the_same_runs, cli, finish, resumable_sweep, sweep_runs
+from tune_runs import kill_session
+
+from chaos.sweeps import run_cli, wait_until
+from lstm_ray.resume import INFO_FILE
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+
+
+def ended_trials(client: MlflowClient) -> int:
+    return sum(run.info.status != "RUNNING" for run in sweep_runs(client)[1])
+
+
+def test_a_sigkilled_driver_resumes_into_the_same_runs(cluster, mlflow_server, tmp_path):
+    sweep = tmp_path / "tiny.yaml"
+    resumable_sweep(sweep, mlflow_server.url, str(tmp_path / "results"))
+    client = MlflowClient(mlflow_server.url)
+    first = cli("tune", str(sweep), cwd=tmp_path, env=cluster.client_env())
+    try:
+        wait_until(lambda: ended_trials(client) >= 2, "two trials ended", first)
+        kill_session(first.pid)  # the driver alone: the cluster runs in sessions of its own
+    finally:
+        finish(first)
+    parents, _ = sweep_runs(client)
+    assert parents[0].info.status == "RUNNING"  # nobody could close it
+    (folder,) = (tmp_path / "results").iterdir()
+    assert (folder / INFO_FILE).is_file()
+
+    code, out = run_cli(cluster, "resume", "tiny", "--storage", str(tmp_path / "results"), cwd=tmp_path)
+    assert code == 0 and f"Sweep tiny: {RESUMED_TRIALS} trials" in out, out[-3000:]
+    assert_resumed_into_the_same_runs(client, out)
