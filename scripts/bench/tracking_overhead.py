@@ -74,8 +74,8 @@ def main() -> None:
         save(
             "tracking_overhead",
             {"trials": args.trials, "max_epochs": args.epochs, "runs": runs, "median": median},
-            f"MLflow on vs off: {slowdown - 1:+.0%} epochs/s over the sweep, {trial_slowdown - 1:+.0%} while trials "
-            f"run; +{median['on']['start_s'] - median['off']['start_s']:.1f} s start, "
+            f"tracking on is {slowdown - 1:+.0%} slower in epochs/s over the sweep, {trial_slowdown - 1:+.0%} while "
+            f"trials run; +{median['on']['start_s'] - median['off']['start_s']:.1f} s start, "
             f"+{median['on']['end_s'] - median['off']['end_s']:.1f} s end",
         )
 
