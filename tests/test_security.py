@@ -176,9 +176,9 @@ def test_an_mlflow_pytorch_model_saved_with_pickle_is_refused_as_init_from(tmp_p
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=MlflowClient(uri).create_experiment("e", str(tmp_path / "artifacts")))
+    experiment = MlflowClient(uri).create_experiment("pickled", artifact_location=str(tmp_path / "artifacts"))
     marker = tmp_path / "code-ran"
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.pytorch.log_model(
             TrappedModule(marker), name="model", serialization_format="pickle", pip_requirements=["torch"]
         )
@@ -261,12 +261,14 @@ def test_report_folders_stay_inside_lstm_ray_reports_for_any_experiment_name(exp
 def test_report_of_an_unknown_run_is_an_error_line_and_writes_no_report(tmp_path, capsys, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     MlflowClient(uri).create_experiment("../../escaped", artifact_location=str(tmp_path / "artifacts"))
-    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "a" / "b" / "c" / "d"  # deep enough that even an escaping report folder stays in tmp_path
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
     capsys.readouterr()  # MLflow's notes on creating the store
     code = cli.main(["report", "../../escaped", "--tracking-uri", uri, "--run", "../../../x", "--storage", "results"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: --run: no run '../../../x'") and len(err.splitlines()) == 1
-    assert not list(tmp_path.parent.rglob("report.html"))
+    assert not list(tmp_path.rglob("report.html"))
 
 
 def test_a_spill_folder_is_one_folder_per_mlflow_run_id(tmp_path):
