@@ -13,6 +13,7 @@ run instead of opening a new one. The parent run ends FINISHED when the sweep do
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -106,7 +107,9 @@ def resume_sweep(
     # Tune unpickled the sweep's callbacks; the TrialLogger among them re-finds the existing child runs.
     logger = next(c for c in tuner._local_tuner.get_run_config().callbacks if isinstance(c, TrialLogger))
     tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
-    tracker.forget_trials({trial.trial_id for trial in tune.ExperimentAnalysis(folder).trials})
+    snapshot = tune.ExperimentAnalysis(folder)
+    tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
+    logger.continue_runs(snapshot.trials, saved_results(snapshot))
     try:
         results = fit_or_interrupt(tuner)
         return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
@@ -118,6 +121,19 @@ def resume_sweep(
             status="KILLED" if interrupted else "FAILED",
         )
         raise
+
+
+def saved_results(snapshot: Any) -> dict[str, list[dict[str, Any]]]:
+    """Trial id -> the results Tune stored for it (an `ExperimentAnalysis` of the sweep), without the gaps
+    (NaN) a table puts where a result lacked a column."""
+    return {
+        trial_id: [_without_gaps(row) for row in frame.to_dict("records")]
+        for trial_id, frame in snapshot.trial_dataframes.items()
+    }
+
+
+def _without_gaps(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
 
 
 def _uri(path: str) -> str:

@@ -112,6 +112,7 @@ class TrialLogger(tune.Callback):
         self.outcome_counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
         self.nodes: dict[str, str] = {}  # trial id -> the node last tagged
         self.configs: dict[str, dict[str, Any]] = {}  # trial id -> the hyperparameters last logged
+        self.logged_through: dict[str, int] = {}  # resumed trial id -> the last epoch its run already holds
         self.outbox: Outbox | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -142,12 +143,42 @@ class TrialLogger(tune.Callback):
         if trial.trial_id in outbox.run_ids or trial.trial_id in outbox.started:
             return  # a restored or resumed trial keeps logging into its existing run
         outbox.started.add(trial.trial_id)
+        outbox.put(self._start_write(trial))
+
+    def _start_write(self, trial: Any) -> Write:
         params = [Param(k, _param_value(v)) for k, v in sorted(flatten(trial.config).items())]
         tags = [RunTag(MLFLOW_GIT_COMMIT, self.git_commit)] if self.git_commit else []
         tags += [RunTag(TAG_PHASE, self.phase)] if self.phase else []
-        outbox.put(Write("start", trial.trial_id, params=params, tags=tags, run_name=str(trial)))
+        return Write("start", trial.trial_id, params=params, tags=tags, run_name=str(trial))
+
+    def continue_runs(self, trials: list[Any], saved: dict[str, list[dict[str, Any]]]) -> None:
+        """Bring the child runs of a sweep whose driver died in step with Tune's last snapshot of it.
+
+        `trials` are the snapshot's trials, `saved` each trial's results as Tune stored them. The dead driver's
+        outbox may have sent epochs past the snapshot (the resumed trial trains them again: they are not
+        logged twice), or not yet sent epochs or the end of a trial that the snapshot holds (sent now).
+        """
+        outbox = self.start()
+        for trial in trials:
+            snapshot = int((trial.last_result or {}).get("epoch", 0))
+            ended = trial.status in ("TERMINATED", "ERROR")
+            run_id = outbox.run_ids.get(trial.trial_id)
+            if run_id is None and (snapshot or ended):  # its run was still queued when the driver died
+                outbox.started.add(trial.trial_id)
+                outbox.put(self._start_write(trial))
+            logged = _last_logged_epoch(outbox.client, run_id) if run_id else 0
+            latest = {int(r["epoch"]): r for r in saved.get(trial.trial_id, []) if logged < r["epoch"] <= snapshot}
+            for epoch in sorted(latest):
+                outbox.put(Write("log", trial.trial_id, metrics=trial_metrics(latest[epoch])))
+            self.logged_through[trial.trial_id] = max(logged, snapshot)
+            if ended and (run_id is None or outbox.client.get_run(run_id).info.status == "RUNNING"):
+                errored = trial.status == "ERROR"
+                outcome = outcomes.outcome_of(trial.last_result, self.max_epochs, errored)
+                outbox.put(self._end_write(trial, outcome, failure_reason(trial) if errored else ""))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if int(result.get("epoch", 0)) <= self.logged_through.get(trial.trial_id, 0):
+            return  # trained again after a resume from an older snapshot: its run holds this epoch already
         node = f"{result.get('hostname', '?')} ({result.get('node_ip', '?')})"
         tags = [] if self.nodes.get(trial.trial_id) == node else [RunTag(TAG_NODE, node)]
         self.nodes[trial.trial_id] = node
@@ -174,6 +205,9 @@ class TrialLogger(tune.Callback):
 
     def _end(self, trial: Any, outcome: str, reason: str) -> None:
         self.outcome_counts[outcome] += 1
+        self.start().put(self._end_write(trial, outcome, reason))
+
+    def _end_write(self, trial: Any, outcome: str, reason: str) -> Write:
         epoch = int((trial.last_result or {}).get("epoch", 0))
         reason = reason or outcomes.stop_reason(trial.last_result, outcome)
         tags = [
@@ -182,7 +216,7 @@ class TrialLogger(tune.Callback):
             RunTag(TAG_EPOCHS, str(epoch)),
             RunTag(TAG_RUNG, str(max([r for r in self.rungs if r <= epoch], default=0))),
         ]
-        self.start().put(Write("end", trial.trial_id, tags=tags, status=outcomes.MLFLOW_STATUS[outcome]))
+        return Write("end", trial.trial_id, tags=tags, status=outcomes.MLFLOW_STATUS[outcome])
 
 
 @dataclass
@@ -538,6 +572,11 @@ def sweep_trials(tracking_uri: str, name: str, metric: str, key: str = "search.w
                 }
             )
     return trials
+
+
+def _last_logged_epoch(client: MlflowClient, run_id: str) -> int:
+    """The last epoch a trial's run holds (every epoch logs train_loss)."""
+    return max((m.step for m in client.get_metric_history(run_id, "train_loss")), default=0)
 
 
 def trial_metrics(result: dict[str, Any]) -> list[Metric]:
