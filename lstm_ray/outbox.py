@@ -325,7 +325,8 @@ def _replay_one(fs: pafs.FileSystem, folder: str, timeout: float) -> bool:
             log.info("sent %d spilled MLflow writes of run %s", len(state["writes"]), state["parent_run_id"])
             fs.delete_dir(folder)
             return True
-            outbox.spill_to(fs, folder)  # kept for the next attempt, still in order
+        # What was sent is gone from the spill (with the runs it created), the rest kept in order for next time.
+        outbox.spill_to(fs, folder)
     return False
 
 
