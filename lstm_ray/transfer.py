@@ -12,6 +12,7 @@ ConfigError naming each tensor, both shapes and the config keys that decide them
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,11 @@ def load_source(source: str, tracking_uri: str | None = None) -> dict[str, torch
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise ConfigError("model.init_from", f"no checkpoint at {str(path)!r}; give a checkpoint.pt or its folder")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # not weights-only: code, or not a checkpoint
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError("model.init_from", f"{str(path)!r} does not load as weights only: {first}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError("model.init_from", f"{str(path)!r} is not an lstm-ray checkpoint (no 'model' weights)")
     return state["model"]
