@@ -284,7 +284,9 @@ def main() -> None:
                 f"; trial phase {ours['trial_phase_epochs_per_s']:.2f}, eff. {ours['trial_phase_efficiency']:.0%}"
             )
         summary += ")" + "".join(
-            f", {name} {r['epochs_per_s']:.2f}" for name, r in results.items() if name != "lstm-ray"
+            f", {name} {r['epochs_per_s']:.2f} (eff. {r['efficiency']:.0%})"
+            for name, r in results.items()
+            if name != "lstm-ray"
         )
         save(
             f"throughput-{args.label}" if args.label else "throughput",
