@@ -311,6 +311,7 @@ class ResourcesConfig:
 
 @dataclass
 class TrackingConfig:
+    enabled: bool = True  # false: no MLflow at all (no runs, no model logged); for benchmarks and quick tries
     uri: str = "sqlite:///mlflow.db"  # MLflow tracking URI: sqlite:///file.db, http://host:5000, ...
     experiment: str | None = None  # MLflow experiment; default: the config's name
     checkpoints: Literal["none", "best", "top_k", "all"] = "best"  # trial checkpoints copied to MLflow
