@@ -233,10 +233,14 @@ def print_summary(summary, tracking_uri: str) -> None:
             values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items())
             print(f"  {rank}. {c.mean:.5g} +- {c.std:.2g}  (sweep {c.sweep_value:.5g})  {values}")
     print("Winner on the held-out test split: " + ", ".join(f"{k} = {v:.5g}" for k, v in summary.test_metrics.items()))
-    model = summary.model_uri or "not logged yet: MLflow was unreachable (`lstm-ray report` sends it)"
-    print(f"MLflow: parent run {summary.parent_run_id}, best model {model}")
+    if not summary.parent_run_id:
+        print("MLflow: off (tracking.enabled: false)")
+    else:
+        model = summary.model_uri or "not logged yet: MLflow was unreachable (`lstm-ray report` sends it)"
+        print(f"MLflow: parent run {summary.parent_run_id}, best model {model}")
     print(f"Results and checkpoints: {summary.storage_path}")
-    print(f"Review the sweep: mlflow ui --backend-store-uri {absolute_tracking_uri(tracking_uri)}")
+    if summary.parent_run_id:
+        print(f"Review the sweep: mlflow ui --backend-store-uri {absolute_tracking_uri(tracking_uri)}")
 
 
 def absolute_tracking_uri(uri: str) -> str:

@@ -91,7 +91,7 @@ def resume_sweep(
     from ray import tune
 
     from lstm_ray.data.dataset import prepare_sweep_data
-    from lstm_ray.tracking import SweepTracker, TrialLogger
+    from lstm_ray.tracking import OutcomeCounter, SweepTracker, TrialLogger, UntrackedSweep
     from lstm_ray.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable
 
     folder = find_sweep(name_or_path, storage)
@@ -105,11 +105,15 @@ def resume_sweep(
         folder, trainable(cfg, data), resume_errored=resume_errored, restart_errored=restart_errored
     )
     # Tune unpickled the sweep's callbacks; the TrialLogger among them re-finds the existing child runs.
-    logger = next(c for c in tuner._local_tuner.get_run_config().callbacks if isinstance(c, TrialLogger))
-    tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
-    snapshot = tune.ExperimentAnalysis(folder)
-    tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
-    logger.continue_runs(snapshot.trials, saved_results(snapshot))
+    callbacks = tuner._local_tuner.get_run_config().callbacks
+    logger = next((c for c in callbacks if isinstance(c, TrialLogger)), None)
+    if logger is None:  # tracking.enabled: false
+        tracker = UntrackedSweep(next(c for c in callbacks if isinstance(c, OutcomeCounter)))
+    else:
+        tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
+        snapshot = tune.ExperimentAnalysis(folder)
+        tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
+        logger.continue_runs(snapshot.trials, saved_results(snapshot))
     try:
         results = fit_or_interrupt(tuner)
         return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))

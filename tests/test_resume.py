@@ -152,3 +152,32 @@ def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
     out = finish(cli("resume", str(folder), cwd=tmp_path))
     assert_resumed_into_the_same_runs(client, out)
     assert parse_config(yaml.safe_load(sweep_file.read_text())).name == "tiny"
+
+
+def wait_for_a_trial_result(results, proc: subprocess.Popen) -> None:
+    for _ in range(600):
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        if any(f.stat().st_size for f in results.glob("*/*/result.json")):
+            return
+        time.sleep(0.5)
+    raise AssertionError("no trial reported within 5 minutes")
+
+
+@pytest.mark.slow
+def test_an_untracked_sweep_resumes_without_mlflow(tmp_path, sweep_file):
+    raw = yaml.safe_load(sweep_file.read_text())
+    raw["tracking"]["enabled"] = False
+    sweep_file.write_text(yaml.safe_dump(raw))
+    first = cli("tune", str(sweep_file), cwd=tmp_path)
+    try:
+        wait_for_a_trial_result(tmp_path / "results", first)
+        os.kill(first.pid, signal.SIGINT)
+        out = finish(first)
+    finally:
+        finish(first)
+    assert first.returncode == 130 and "lstm-ray resume" in out, out[-3000:]
+    resumed = cli("resume", "tiny", "--storage", "results", cwd=tmp_path)
+    out = finish(resumed)
+    assert resumed.returncode == 0 and "MLflow: off (tracking.enabled: false)" in out, out[-3000:]
+    assert f"{RESUMED_TRIALS} trials in" in out and "mlflow ui" not in out
+    assert not (tmp_path / "mlflow.db").exists()
