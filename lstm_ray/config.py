@@ -80,6 +80,9 @@ class DataConfig:
                 "to train on; keep the sum below 0.9",
             )
         _at_least("data.folds", self.folds, 2)
+        for key, hint in (("target", "a column name"), ("features", "null (the target alone)")):
+            if getattr(self, key) == []:
+                raise ConfigError(f"data.{key}", f"is an empty list; give {hint}")
         for key in ("target", "features", "categorical", "calendar", "lags", "differences"):
             _check_unique(f"data.{key}", self.targets if key == "target" else getattr(self, key) or [])
         self._check_task_keys()

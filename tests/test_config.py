@@ -65,6 +65,13 @@ def test_out_of_range_values_are_named(tiny_raw, section, key, value):
     assert err.key == f"{section}.{key}" and repr(value) in str(err)
 
 
+@pytest.mark.parametrize("key", ["target", "features"])
+def test_an_empty_column_list_is_an_error_not_the_default(tiny_raw, key):
+    tiny_raw["data"][key] = []
+    err = error_for(tiny_raw)
+    assert err.key == f"data.{key}" and "empty list" in str(err)
+
+
 def test_unknown_algorithm_and_scheduler_list_valid_names(tiny_raw):
     tiny_raw["search"]["algorithm"] = "bayes"
     assert "'hyperopt'" in str(error_for(tiny_raw))
