@@ -7,9 +7,11 @@ Ray's full trial table stays available with `lstm-ray tune --verbose`.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
+import traceback
 from typing import Any, TextIO
 
 from ray import tune
@@ -87,3 +89,22 @@ class ProgressLine(tune.Callback):
         if math.isnan(self.best):
             return True
         return value < self.best if self.mode == "min" else value > self.best
+
+
+class OneLineTrialErrors(logging.Filter):
+    """Ray Tune logs every failed trial attempt with its whole traceback; without --verbose it is one line,
+    its reason (the summary lists the failed trials again at the end)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Trial task failed"):
+            error = "".join(traceback.format_exception_only(record.exc_info[1]))
+            record.msg = f"{record.getMessage()}: {outcomes.failure_summary(error)}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def shorten_trial_errors() -> None:
+    """Install `OneLineTrialErrors` on Tune's controller logger (once per process)."""
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, OneLineTrialErrors) for f in controller.filters):
+        controller.addFilter(OneLineTrialErrors())

@@ -27,7 +27,7 @@ from lstm_ray.capacity import UNLIMITED, NodeType, how_many_fit, node_types, tri
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
 from lstm_ray.manifest import build_manifest
-from lstm_ray.progress import ProgressLine
+from lstm_ray.progress import ProgressLine, shorten_trial_errors
 from lstm_ray.reevaluate import Reevaluation, reevaluate
 from lstm_ray.reports import SweepRecord
 from lstm_ray.resume import save_resume_info
@@ -177,6 +177,7 @@ def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> i
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter is silent at verbose=0
+        shorten_trial_errors()
     return slots
 
 

@@ -69,6 +69,7 @@ def test_each_failure_is_explained_in_the_cli_summary(failing_sweep):
     assert f"Sweep chaos-failures: {len(POINTS)} trials" in out and "(2 completed, 0 stopped early, 3 failed)" in out
     listed = re.findall(r"^  failed (\w+): (.+)$", out, re.M)
     assert len(listed) == 3 and len({trial for trial, _ in listed}) == 3
+    assert "Traceback" not in out  # without --verbose each failed attempt is one line, not Ray's traceback
     for reason in FAILED:
         assert sum(reason in line for _, line in listed) == 1, (reason, listed)
 
