@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,18 @@ import pytest
 from lstm_ray.config import ExperimentConfig, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def load_local_cluster():
+    """scripts/local_cluster.py as the module `local_cluster` (scripts/ is not a package)."""
+    if "local_cluster" in sys.modules:
+        return sys.modules["local_cluster"]
+    spec = importlib.util.spec_from_file_location("local_cluster", REPO / "scripts" / "local_cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["local_cluster"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
 
 TINY = {
     "name": "tiny",

@@ -4,33 +4,20 @@ Ray Tune and Ray's state API recorded of them."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import yaml
-from conftest import TINY
+from conftest import TINY, load_local_cluster
 from test_resume import cli, finish
 
 WAIT_LIMIT_S = 600  # a guard against a sweep that never gets there, not a timing assertion
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "local_cluster.py"
 
 
-def _load_local_cluster():
-    if "local_cluster" in sys.modules:
-        return sys.modules["local_cluster"]
-    spec = importlib.util.spec_from_file_location("local_cluster", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["local_cluster"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-local_cluster = _load_local_cluster()
+local_cluster = load_local_cluster()
 
 
 def write_sweep(folder: Path, name: str, tracking_uri: str, **sections: dict) -> Path:
@@ -44,6 +31,18 @@ def write_sweep(folder: Path, name: str, tracking_uri: str, **sections: dict) ->
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def random_sweep(folder: Path, name: str, tracking_uri: str, trials: int, epochs: int, **sections: dict) -> Path:
+    """`write_sweep` of `trials` random trials (hidden 4 or 8, lr 1e-3..3e-2) that all train `epochs` epochs."""
+    search = {
+        "algorithm": "random",
+        "scheduler": "fifo",
+        "num_samples": trials,
+        "space": {"model.hidden_size": {"choice": [4, 8]}, "train.lr": {"loguniform": [1e-3, 3e-2]}},
+    }
+    train = {"max_epochs": epochs, "batch_size": 16}
+    return write_sweep(folder, name, tracking_uri, train=train, search=search, **sections)
 
 
 def run_cli(cluster, *args: str, cwd: Path) -> tuple[int, str]:

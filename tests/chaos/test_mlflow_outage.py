@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from test_resume import cli, finish
 from tracked_metrics import epochs_once_each, logged, reported, wait_for_first_metric
 
-from chaos.sweeps import parent_run_id, sweep_folder, tune_rows, wait_until, write_sweep
+from chaos.sweeps import parent_run_id, random_sweep, sweep_folder, tune_rows, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -24,19 +24,8 @@ EPOCHS = 8
 
 
 def test_a_60s_outage_mid_sweep_fails_no_trial_and_loses_no_metric(cluster, mlflow_server, tmp_path):
-    sweep = write_sweep(
-        tmp_path,
-        "chaos-outage",
-        mlflow_server.url,
-        train={"max_epochs": EPOCHS, "batch_size": 16},
-        search={
-            "algorithm": "random",
-            "scheduler": "fifo",
-            "num_samples": TRIALS,
-            "space": {"model.hidden_size": {"choice": [4, 8]}, "train.lr": {"loguniform": [1e-3, 3e-2]}},
-        },
-        tracking={"uri": mlflow_server.url, "flush_timeout_s": 600},
-    )
+    tracking = {"uri": mlflow_server.url, "flush_timeout_s": 600}
+    sweep = random_sweep(tmp_path, "chaos-outage", mlflow_server.url, TRIALS, EPOCHS, tracking=tracking)
     results = tmp_path / "results"
     driver = cli("tune", str(sweep), cwd=tmp_path, env=cluster.client_env())
     try:

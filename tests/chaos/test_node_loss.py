@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from test_resume import cli, finish
 from tracked_metrics import epochs_once_each, logged, reported
 
-from chaos.sweeps import local_cluster, node_of, parent_run_id, sweep_folder, tune_rows, wait_until, write_sweep
+from chaos.sweeps import local_cluster, node_of, parent_run_id, random_sweep, sweep_folder, tune_rows, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -31,18 +31,7 @@ def training_on(cluster, node, results):
 
 
 def test_a_killed_worker_nodes_trials_resume_from_their_checkpoints_on_another_node(cluster, mlflow_server, tmp_path):
-    sweep = write_sweep(
-        tmp_path,
-        "chaos-node-loss",
-        mlflow_server.url,
-        train={"max_epochs": EPOCHS, "batch_size": 16},
-        search={
-            "algorithm": "random",
-            "scheduler": "fifo",
-            "num_samples": TRIALS,
-            "space": {"model.hidden_size": {"choice": [4, 8]}, "train.lr": {"loguniform": [1e-3, 3e-2]}},
-        },
-    )
+    sweep = random_sweep(tmp_path, "chaos-node-loss", mlflow_server.url, TRIALS, EPOCHS)
     number, victim = next((i, w) for i, w in enumerate(cluster.workers, start=1) if not w.stopped)
     driver = cli("tune", str(sweep), cwd=tmp_path, env=cluster.client_env())
     try:

@@ -6,7 +6,6 @@ process never imports Ray against the cluster; every cluster is stopped in a `fi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -17,21 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import load_local_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "local_cluster.py"
 
-
-def _load_local_cluster():
-    spec = importlib.util.spec_from_file_location("local_cluster", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["local_cluster"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-local_cluster = _load_local_cluster()
+local_cluster = load_local_cluster()
 
 
 def run_driver(handle, code: str, cwd: Path, timeout: float = 120.0) -> dict:

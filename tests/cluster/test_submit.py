@@ -8,7 +8,6 @@ stopped by its fixture, and every job driver (which Ray starts in a session of i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -20,24 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import load_local_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "local_cluster.py"
 VENV_BIN = str(Path(sys.executable).parent)  # the nodes' `python` must be the one with lstm-ray's dependencies
 
 
-def _load_local_cluster():
-    if "local_cluster" in sys.modules:
-        return sys.modules["local_cluster"]
-    spec = importlib.util.spec_from_file_location("local_cluster", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["local_cluster"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-local_cluster = _load_local_cluster()
+local_cluster = load_local_cluster()
 
 
 def start(state_dir: Path, **options):
