@@ -298,12 +298,15 @@ class ResourcesConfig:
     cpu: float = 1.0  # CPU cores per trial (also torch's thread count)
     gpu: float = 0.0  # GPUs per trial; fractions pack several trials on one GPU
     memory_mb: float | None = None  # a trial's memory: reserved in Ray and a hard limit on its process
-    max_failures: int = 2  # retries of a failed trial from its last checkpoint (a lost node, a killed worker)
+    # Retries of a failed trial from its last checkpoint (a lost node, a killed worker); default: 2 on a cluster,
+    # 0 on the Ray started in process, which loses no node and where a failing trial would only fail again.
+    max_failures: int | None = None
 
     def check(self) -> None:
         _at_least("resources.cpu", self.cpu, 0.0)
         _at_least("resources.gpu", self.gpu, 0.0)
-        _at_least("resources.max_failures", self.max_failures, 0)
+        if self.max_failures is not None:
+            _at_least("resources.max_failures", self.max_failures, 0)
         if self.memory_mb is not None:
             _at_least("resources.memory_mb", self.memory_mb, MIN_TRIAL_MEMORY_MB)
         if self.cpu == 0 and self.gpu == 0:

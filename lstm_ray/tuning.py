@@ -73,6 +73,9 @@ class SweepSummary:
     reevaluation: Reevaluation | None = None  # search.reevaluate: every candidate's scores over new seeds
 
 
+CLUSTER_RETRIES = 2  # resources.max_failures on a cluster unless the config says otherwise
+
+
 def start_ray(address: str | None, verbose: bool) -> None:
     if ray.is_initialized():
         return
@@ -111,6 +114,8 @@ def run_sweep(
     KeyboardInterrupt when the sweep was interrupted (Ctrl-C): its state is saved for `lstm-ray resume`.
     """
     started = time.monotonic()
+    if cfg.resources.max_failures is None:
+        cfg = apply_params(cfg, {"resources.max_failures": CLUSTER_RETRIES if address else 0})
     data = data or prepare_sweep_data(cfg)
     known = warm_start_points(cfg)
     tracker, slots = start_tracking_and_ray(cfg, config_text, address, verbose)
@@ -223,7 +228,7 @@ def build_tuner(
             stop=TargetReached.from_config(cfg),
             verbose=2 if verbose else 0,
             # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues).
-            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
+            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures or 0),
             checkpoint_config=tune.CheckpointConfig(
                 # PBT copies a trial's latest checkpoint, which keeping only the best two could have deleted.
                 num_to_keep=None if search.scheduler == "pbt" else 2,
