@@ -186,6 +186,13 @@ def build_model(
     return model
 
 
+def model_from_state(state: dict) -> SequenceModel:
+    """The evaluation-mode model saved in `state` (a checkpoint or `network.pt` dict: model_args, model)."""
+    model = SequenceModel(**state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
 def part_of(name: str) -> list[str]:
     """The `model.freeze` parts a parameter name belongs to, e.g. rnn.weight_hh_l1 -> recurrent, recurrent.1."""
     top = name.split(".")[0]

@@ -38,8 +38,10 @@ class RawRowModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         import torch
 
+        from lstm_ray.models import model_from_state
+
         state = torch.load(context.artifacts["network"], map_location="cpu", weights_only=True)
-        self.network = network_from_state(state)
+        self.network = model_from_state(state)
         self.lookback = int(state["lookback"])
         self.preprocessing = state["preprocessing"]
 
@@ -60,22 +62,15 @@ def load_network(model_uri: str) -> Any:
     import torch
     from mlflow.models import Model
 
+    from lstm_ray.models import model_from_state
+
     flavors = Model.load(model_uri).flavors
     if "pytorch" in flavors:
         with _pickle_refused():
             return mlflow.pytorch.load_model(model_uri, map_location="cpu")
     network = flavors["python_function"]["artifacts"]["network"]["path"]
     folder = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
-    return network_from_state(torch.load(Path(folder) / network, map_location="cpu", weights_only=True))
-
-
-def network_from_state(state: dict[str, Any]) -> Any:
-    """The evaluation-mode network saved in `state` (a `network.pt` or checkpoint dict: model_args, model)."""
-    from lstm_ray.models import SequenceModel
-
-    network = SequenceModel(**state["model_args"])
-    network.load_state_dict(state["model"])
-    return network.eval()
+    return model_from_state(torch.load(Path(folder) / network, map_location="cpu", weights_only=True))
 
 
 @contextlib.contextmanager
@@ -177,9 +172,11 @@ def log_serving_model(tracking_uri: str, run_id: str, folder: str, register_as: 
     """Log the model staged in `folder` as `model` on run `run_id` (registering it if asked); its model URI."""
     import torch
 
+    from lstm_ray.models import model_from_state
+
     example = pd.read_parquet(Path(folder) / EXAMPLE_FILE)
     state = torch.load(Path(folder) / NETWORK_FILE, map_location="cpu", weights_only=True)
-    output = predict_rows(network_from_state(state), example, state["preprocessing"], state["lookback"])
+    output = predict_rows(model_from_state(state), example, state["preprocessing"], state["lookback"])
     code = _package_copy(Path(folder) / "code")
     mlflow.set_tracking_uri(tracking_uri)
     with _quiet_model_logging(), mlflow.start_run(run_id=run_id):

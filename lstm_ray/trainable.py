@@ -22,7 +22,6 @@ from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.crossval import FoldTrainers
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import WindowSetting
-from lstm_ray.models import SequenceModel
 from lstm_ray.schedulers import carry_hyperparameters
 from lstm_ray.training import Trainer, run_epochs, seed_everything, select_device
 from lstm_ray.transfer import CHECKPOINT_FILE, assemble_model
@@ -154,10 +153,3 @@ def load_checkpoint_state(checkpoint: tune.Checkpoint | None) -> dict[str, Any] 
         return None
     with checkpoint.as_directory() as folder:
         return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-
-
-def model_from_checkpoint(state: dict[str, Any]) -> SequenceModel:
-    """Rebuild a trained model from a checkpoint dict alone."""
-    model = SequenceModel(**state["model_args"])
-    model.load_state_dict(state["model"])
-    return model.eval()

@@ -27,6 +27,7 @@ from lstm_ray.capacity import UNLIMITED, NodeType, how_many_fit, node_types, tri
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
 from lstm_ray.manifest import build_manifest
+from lstm_ray.models import model_from_state
 from lstm_ray.progress import ProgressLine, shorten_trial_errors
 from lstm_ray.reevaluate import Reevaluation, reevaluate
 from lstm_ray.reports import SweepRecord
@@ -37,7 +38,6 @@ from lstm_ray.serving import raw_example
 from lstm_ray.tracking import SweepTracker, UntrackedSweep, start_tracking
 from lstm_ray.trainable import (
     load_checkpoint_state,
-    model_from_checkpoint,
     refit_on_holdout,
     train_trial,
     window_setting,
@@ -288,7 +288,7 @@ def _finish(
     prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
     if best_cfg.data.validation == "cv":
         state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
-    model = model_from_checkpoint(state)
+    model = model_from_state(state)
     test_windows = prepared.windows(window_setting(best_cfg))["test"]
     test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
     tracker.log_results(SweepRecord.from_results(cfg, results, data), results)

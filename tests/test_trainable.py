@@ -10,7 +10,8 @@ import torch
 from lstm_ray.config import parse_config
 from lstm_ray.crossval import FoldTrainers
 from lstm_ray.data.dataset import prepare_dataset
-from lstm_ray.trainable import TrialOutOfMemory, _process_memory, build_trainer, memory_limit, model_from_checkpoint
+from lstm_ray.models import model_from_state
+from lstm_ray.trainable import TrialOutOfMemory, _process_memory, build_trainer, memory_limit
 
 CPU = torch.device("cpu")
 
@@ -27,7 +28,7 @@ def test_classify_trains_a_classifier_of_the_data_classes(tiny_raw):
     assert {"val_accuracy", "val_f1", "val_auc", "val_loss"} <= set(metrics)
     val = trainer.windows["val"]
     x, lengths = torch.as_tensor(val.x[:4]), torch.as_tensor(val.lengths[:4])
-    rebuilt = model_from_checkpoint(trainer.state())
+    rebuilt = model_from_state(trainer.state())
     torch.testing.assert_close(rebuilt(x, lengths), trainer.model.eval()(x, lengths))
 
 
