@@ -88,7 +88,28 @@ def connect(uri: str) -> MlflowClient:
     return MlflowClient(uri)
 
 
-class TrialLogger(tune.Callback):
+class OutcomeCounter(tune.Callback):
+    """Counts how trials ended (completed, stopped early, failed): all a sweep keeps when tracking is off."""
+
+    def __init__(self, max_epochs: int):
+        self.max_epochs = max_epochs
+        self.outcome_counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
+
+    def get_state(self) -> dict[str, Any]:
+        """Saved by Tune with the experiment, so a resumed sweep keeps counting its earlier trials."""
+        return {"outcome_counts": dict(self.outcome_counts)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.outcome_counts.update(state["outcome_counts"])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outcome_counts[outcomes.outcome_of(trial.last_result, self.max_epochs, errored=False)] += 1
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outcome_counts[outcomes.FAILED] += 1
+
+
+class TrialLogger(OutcomeCounter):
     """Ray Tune callback turning trial events into child-run writes on the outbox (never blocking).
 
     Tune pickles its callbacks with the experiment so `Tuner.restore` can bring them back; the logger
@@ -108,8 +129,8 @@ class TrialLogger(tune.Callback):
         phase: str = "",
     ):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.max_epochs, self.rungs, self.git_commit, self.phase = max_epochs, tuple(rungs), git_commit, phase
-        self.outcome_counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
+        super().__init__(max_epochs)
+        self.rungs, self.git_commit, self.phase = tuple(rungs), git_commit, phase
         self.nodes: dict[str, str] = {}  # trial id -> the node last tagged
         self.configs: dict[str, dict[str, Any]] = {}  # trial id -> the hyperparameters last logged
         self.logged_through: dict[str, int] = {}  # resumed trial id -> the last epoch its run already holds
@@ -120,13 +141,6 @@ class TrialLogger(tune.Callback):
 
     def setup(self, **info: Any) -> None:
         self.start()
-
-    def get_state(self) -> dict[str, Any]:
-        """Saved by Tune with the experiment, so a resumed sweep keeps counting its earlier trials."""
-        return {"outcome_counts": dict(self.outcome_counts)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.outcome_counts.update(state["outcome_counts"])
 
     def start(self) -> Outbox:
         if self.outbox is None:
@@ -444,26 +458,6 @@ def start_tracking(cfg: ExperimentConfig, config_text: str) -> SweepTracker | Un
     if not cfg.tracking.enabled:
         return UntrackedSweep(OutcomeCounter(cfg.train.max_epochs))
     return SweepTracker.start(cfg, config_text)
-
-
-class OutcomeCounter(tune.Callback):
-    """Counts how trials ended (completed, stopped early, failed): all a sweep keeps when tracking is off."""
-
-    def __init__(self, max_epochs: int):
-        self.max_epochs = max_epochs
-        self.outcome_counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
-
-    def get_state(self) -> dict[str, Any]:
-        return {"outcome_counts": dict(self.outcome_counts)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.outcome_counts.update(state["outcome_counts"])
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.outcome_counts[outcomes.outcome_of(trial.last_result, self.max_epochs, errored=False)] += 1
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.outcome_counts[outcomes.FAILED] += 1
 
 
 @dataclass
