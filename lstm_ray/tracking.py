@@ -375,23 +375,19 @@ class SweepTracker:
             local = checkpoint.to_directory(str(self.staging / "checkpoints" / trial_id))
             outbox.put(Write("artifacts", trial_id, source=local, artifact_path="checkpoint"))
 
-    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> str:
-        """Log the winner on the parent run as `model`, a pyfunc predicting from raw rows (`serving.py`), and
-        register it as `tracking.register_as` when set. `raw_rows` (a DataFrame of rows the model can answer,
+    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> None:
+        """Queue the winner for the parent run as `model`, a pyfunc predicting from raw rows (`serving.py`),
+        registered as `tracking.register_as` when set. `raw_rows` (a DataFrame of rows the model can answer,
         e.g. `serving.raw_example(...)`) becomes its input example and signature.
 
-        Returns the model URI, or "" while the server is unreachable: the model then waits with the spilled
-        writes and is logged by the next `replay_spilled`.
+        `model_uri` holds its URI once `finish` has sent it; it stays "" while the server is unreachable: the
+        model then waits with the spilled writes and is logged by the next `replay_spilled`.
         """
         from lstm_ray.serving import stage_serving_model
 
         folder = stage_serving_model(self.staging / "model", model, raw_rows, preprocessing, lookback)
         register_as = (self.cfg.tracking.register_as if self.cfg else None) or ""
-        outbox = self.callback.start()
-        outbox.put(Write("model", None, source=str(folder), register_as=register_as))
-        outbox.flush(self._remaining())
-        self.model_uri = outbox.model_uri
-        return self.model_uri
+        self.callback.start().put(Write("model", None, source=str(folder), register_as=register_as))
 
     def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:
         """Send every queued write, log the sweep's results and close the parent run.
@@ -477,8 +473,8 @@ class UntrackedSweep:
     def log_results(self, record: Any, results: Any) -> None:
         pass
 
-    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> str:
-        return ""
+    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> None:
+        pass
 
     def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:
         return True

@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.search import SearchAlgorithm, Searcher
 
 from lstm_ray import outcomes
 from lstm_ray.budgets import TargetReached, limit_trials
@@ -118,7 +119,7 @@ def run_sweep(
         cfg = apply_params(cfg, {"resources.max_failures": CLUSTER_RETRIES if address else 0})
     data = data or prepare_sweep_data(cfg)
     known = warm_start_points(cfg)
-    tracker, slots = start_tracking_and_ray(cfg, config_text, address, verbose)
+    tracker, searcher, slots = start_sweep_services(cfg, config_text, known, address, verbose)
     try:
         name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         save_resume_info(storage_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
@@ -128,10 +129,10 @@ def run_sweep(
         tuner = build_tuner(
             cfg,
             data,
+            searcher=searcher,
             slots=slots,
             name=name,
             callbacks=[tracker.callback, progress, *(callbacks or [])],
-            known=known,
             verbose=verbose,
         )
         results = fit_or_interrupt(tuner)
@@ -141,24 +142,28 @@ def run_sweep(
         raise
 
 
-def start_tracking_and_ray(
-    cfg: ExperimentConfig, config_text: str, address: str | None, verbose: bool
-) -> tuple[SweepTracker | UntrackedSweep, int]:
-    """The sweep's tracker (parent run created) and Ray (started or joined), with the number of trial slots.
+def start_sweep_services(
+    cfg: ExperimentConfig, config_text: str, known: Sequence[KnownPoint], address: str | None, verbose: bool
+) -> tuple[SweepTracker | UntrackedSweep, Searcher | SearchAlgorithm, int]:
+    """The sweep's tracker (parent run created), its searcher (told the `known` points) and Ray (started or
+    joined), with the number of trial slots.
 
-    A tracking server is reached before Ray starts, so an unreachable one fails first. A local store, whose
-    SQLite file takes seconds to create, is set up on a thread while Ray starts (ray.init wants the main thread).
+    Ray starts on the main thread (ray.init wants it) while threads build the searcher (importing HyperOpt takes
+    a second or more) and set up a local store, whose SQLite file takes seconds to create. A tracking server is
+    reached before Ray starts, so an unreachable one fails first.
     """
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        searcher = pool.submit(build_searcher, cfg, known)
         tracking = pool.submit(start_tracking, cfg, config_text)
         if not _local_store(cfg.tracking.uri):
             tracking.result()
         try:
             slots = prepare_tune(cfg, address, verbose)
+            search_alg = searcher.result()
         except BaseException as err:
             _close_failed(tracking.result(), err)
             raise
-        return tracking.result(), slots
+        return tracking.result(), search_alg, slots
 
 
 def _close_failed(tracker: SweepTracker | UntrackedSweep, err: BaseException) -> None:
@@ -198,16 +203,17 @@ def build_tuner(
     cfg: ExperimentConfig,
     data: PreparedData,
     *,
+    searcher: Searcher | SearchAlgorithm,
     slots: int,
     name: str,
     callbacks: list[tune.Callback],
-    known: Sequence[KnownPoint] = (),
     verbose: bool = False,
 ) -> tune.Tuner:
-    """The Tuner of one sweep: searcher, scheduler, budgets and storage as `cfg.search` says."""
+    """The Tuner of one sweep: `searcher` (from `build_searcher`), scheduler, budgets and storage as
+    `cfg.search` says."""
     search = cfg.search
     search_alg = limit_trials(
-        build_searcher(cfg, known), slots=slots, max_trials=search.max_trials, hyperband=search.scheduler == "hyperband"
+        searcher, slots=slots, max_trials=search.max_trials, hyperband=search.scheduler == "hyperband"
     )
     return tune.Tuner(
         trainable(cfg, data),
@@ -288,13 +294,15 @@ def _finish(
     prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
     if best_cfg.data.validation == "cv":
         state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
-    model = model_from_state(state)
-    test_windows = prepared.windows(window_setting(best_cfg))["test"]
-    test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
-    tracker.log_results(SweepRecord.from_results(cfg, results, data), results)
-    lookback = best_cfg.data.lookback
-    example = raw_example(cfg.data.source, state["preprocessing"], lookback)
-    tracker.log_model(model, example, state["preprocessing"], lookback)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the report draws while the winner is scored and logged
+        logged = pool.submit(tracker.log_results, SweepRecord.from_results(cfg, results, data), results)
+        model = model_from_state(state)
+        test_windows = prepared.windows(window_setting(best_cfg))["test"]
+        test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
+        lookback = best_cfg.data.lookback
+        example = raw_example(cfg.data.source, state["preprocessing"], lookback)
+        tracker.log_model(model, example, state["preprocessing"], lookback)
+        logged.result()
     best_value = float(state["metrics"][metric])
     elapsed = time.monotonic() - started
     compute = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)

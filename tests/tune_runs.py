@@ -13,7 +13,7 @@ from ray import tune
 
 from lstm_ray.config import ExperimentConfig, parse_config
 from lstm_ray.data.dataset import prepare_sweep_data
-from lstm_ray.tuning import build_tuner, prepare_tune
+from lstm_ray.tuning import build_searcher, build_tuner, prepare_tune
 
 
 class Recorder(tune.Callback):
@@ -58,7 +58,7 @@ def run(cfg: ExperimentConfig, name: str = "run") -> tuple[tune.ResultGrid, Reco
     recorder = Recorder()
     data = prepare_sweep_data(cfg)
     slots = prepare_tune(cfg, None, False)
-    tuner = build_tuner(cfg, data, slots=slots, name=name, callbacks=[recorder])
+    tuner = build_tuner(cfg, data, searcher=build_searcher(cfg), slots=slots, name=name, callbacks=[recorder])
     return tuner.fit(), recorder
 
 
