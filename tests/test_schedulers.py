@@ -65,8 +65,9 @@ def test_pbt_changes_values_mid_trial_and_mlflow_records_the_change(tiny_raw, tm
         num_samples=4,
         space={"train.lr": {"loguniform": [1.0e-4, 3.0e-2]}},
     )
-    cfg.train.max_epochs = 6
-    cfg.train.batch_size = 16  # epochs long enough that trials overlap, so PBT has a running peer to copy
+    # PBT only copies from a trial still running: long enough trials overlap even when one worker starts late.
+    cfg.train.max_epochs = 12
+    cfg.train.batch_size = 16
     summary = run_sweep(cfg, config_text="pbt")
     client = MlflowClient(cfg.tracking.uri)
     children = [
