@@ -260,6 +260,7 @@ class SearchConfig:
     max_t: int | None = None  # asha, hyperband: the epoch of the last rung; default: train.max_epochs
     perturbation_interval: int = 2  # pbt: epochs between exploiting a better trial and perturbing its values
     n_initial_points: int = 4  # hyperopt, optuna, bayesopt: random proposals before the model takes over
+    max_history: int | None = 1000  # hyperopt: finished trials TPE fits (the best and the most recent); null: all
     seed: int | None = 0  # seeds the searcher, so a sweep proposes the same configurations
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)  # configurations tried first
     warm_start: list[str] = field(default_factory=list)  # earlier sweeps to learn from: experiment names, run ids
@@ -276,6 +277,12 @@ class SearchConfig:
         _at_least("search.brackets", self.brackets, 1)
         _at_least("search.perturbation_interval", self.perturbation_interval, 1)
         _at_least("search.n_initial_points", self.n_initial_points, 1)
+        if self.max_history is not None and self.max_history < self.n_initial_points:
+            raise ConfigError(
+                "search.max_history",
+                f"must be at least search.n_initial_points ({self.n_initial_points}), got {self.max_history}; "
+                "null keeps every trial",
+            )
         if self.time_budget is not None and self.time_budget_s <= 0:
             raise ConfigError("search.time_budget", f"must be a positive duration, got {self.time_budget!r}")
         if self.reevaluate is not None:

@@ -122,6 +122,7 @@ def _hyperopt_searcher(cfg: ExperimentConfig, known: list[KnownPoint], algo: Cal
         points=search.points_to_evaluate,
         known=known,
         algo=algo,
+        max_history=search.max_history,
     )
 
 

@@ -57,6 +57,11 @@ def test_search_efficiency_benchmark_runs_every_strategy():
         assert f"seed 0 {name:8s}: best" in out
 
 
+def test_searcher_benchmark_compares_a_bounded_history_with_all_of_it():
+    out = run_benchmark("searcher.py", "--trials", "300", "--window", "50", "--max-history", "100", "--no-save")
+    assert "max_history 100:" in out and "every trial     :" in out and "max_history / every trial:" in out
+
+
 def test_asha_reporting_benchmark_runs_on_given_curves(tmp_path):
     sys.path.insert(0, str(BENCH))
     try:

@@ -81,6 +81,29 @@ def test_hyperopt_hears_the_best_value_and_epochs_of_a_stopped_trial(tiny_raw, t
     assert stopped > finished  # one epoch of 0.1 does not beat three epochs
 
 
+def test_hyperopt_fits_at_most_max_history_trials_the_best_and_the_latest(tiny_raw, tmp_path):
+    searcher = build_searcher(tiny(tiny_raw, tmp_path, space=CONDITIONAL, n_initial_points=2, max_history=8))
+    tpe, seen = searcher.algo.algo, []
+
+    def recording_tpe(new_ids, domain, trials, seed):
+        seen.append([doc["tid"] for doc in trials.trials])
+        return tpe(new_ids, domain, trials, seed)
+
+    searcher.algo.algo = recording_tpe
+    for i in range(13):  # trial i scores i: the first ones are the best
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", result={"val_rmse": float(i), "epoch": 3})
+    assert seen[8] == list(range(8))  # up to max_history, the whole history
+    assert seen[9] == [0, 1, 3, 4, 5, 6, 7, 8]  # the best quarter, then the latest
+    assert seen[12] == [0, 1, 6, 7, 8, 9, 10, 11]
+
+
+def test_below_max_history_hyperopt_proposes_as_without_it(tiny_raw, tmp_path):
+    bounded = build_searcher(tiny(tiny_raw, tmp_path, space=CONDITIONAL, max_history=1000))
+    unbounded = build_searcher(tiny(tiny_raw, tmp_path, space=CONDITIONAL, max_history=None))
+    assert proposals(bounded, 12) == proposals(unbounded, 12)
+
+
 @pytest.mark.parametrize("algorithm", ["optuna", "bayesopt"])
 def test_optuna_is_told_a_stopped_trial_was_pruned(tiny_raw, tmp_path, algorithm):
     searcher = build_searcher(tiny(tiny_raw, tmp_path, algorithm=algorithm, space=CONDITIONAL))
