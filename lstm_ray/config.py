@@ -260,7 +260,7 @@ class SearchConfig:
     max_t: int | None = None  # asha, hyperband: the epoch of the last rung; default: train.max_epochs
     perturbation_interval: int = 2  # pbt: epochs between exploiting a better trial and perturbing its values
     n_initial_points: int = 4  # hyperopt, optuna, bayesopt: random proposals before the model takes over
-    max_history: int | None = 1000  # hyperopt: finished trials TPE fits (the best and the most recent); null: all
+    max_history: int | None = 1000  # hyperopt: scored trials TPE fits (best quarter + latest); null: all
     seed: int | None = 0  # seeds the searcher, so a sweep proposes the same configurations
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)  # configurations tried first
     warm_start: list[str] = field(default_factory=list)  # earlier sweeps to learn from: experiment names, run ids

@@ -153,7 +153,7 @@ def model_vs_data(record: SweepRecord) -> plt.Figure:
 
 
 def plain_log_ticks(axis: Axis, base: float = 10) -> None:
-    """Label a log axis "16", "0.01", "1e+04" rather than in mathtext (2^4, 10^-2), whose parser took most
+    """Label a log axis "16", "0.01", "1e+04" rather than in mathtext (2^4, 10^-2), whose parser took a third
     of a report's drawing time."""
     axis.set_major_formatter(LogFormatter(base))
     axis.set_minor_formatter(LogFormatter(base, labelOnlyBase=False))

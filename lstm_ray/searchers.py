@@ -5,7 +5,8 @@
 
 - `grid`, `random`: Ray's BasicVariantGenerator over Tune domains (random with a conditional space samples
   HyperOpt's tree instead, which leaves inactive dimensions out of a trial).
-- `hyperopt`: TPE over a tree-structured HyperOpt space; `n_initial_points` random proposals first.
+- `hyperopt`: TPE over a tree-structured HyperOpt space; `n_initial_points` random proposals first;
+  `max_history` bounds the trials TPE fits, so proposing stays cheap in sweeps of thousands of trials.
 - `optuna`: Optuna's multivariate TPE over a define-by-run space (conditional dimensions are asked only
   when active); `bayesopt`: Optuna's Gaussian-process sampler, for small continuous spaces.
 
