@@ -37,7 +37,7 @@ class TreeHyperOptSearch(HyperOptSearch):
         points: Sequence[dict[str, Any]] = (),
         known: Sequence[Any] = (),  # searchers.KnownPoint
         algo: Callable | None = None,  # default TPE; hyperopt.rand.suggest for random search
-        max_history: int | None = None,  # finished trials the model is fitted on (None: all)
+        max_history: int | None = None,  # scored trials the model is fitted on (None: all); see BoundedHistory
     ):
         self.tree, self.max_epochs = space, max_epochs
         self.fidelity: dict[str, Fidelity] = {}
