@@ -350,10 +350,13 @@ class TrackingConfig:
 @dataclass
 class StorageConfig:
     path: str = "lstm-ray-results"  # where Ray Tune keeps results and checkpoints (local dir, NFS, s3://)
+    keep_checkpoints: int | None = 5  # per trial: the best N by search.metric and the latest; null: all
 
     def check(self) -> None:
         if not self.path:
             raise ConfigError("storage.path", "must not be empty; use lstm-ray-results or s3://bucket/prefix")
+        if self.keep_checkpoints is not None:
+            _at_least("storage.keep_checkpoints", self.keep_checkpoints, 1)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from ray.tune.search import Searcher
 from lstm_ray.budgets import limit_trials
 from lstm_ray.config import ExperimentConfig
 from lstm_ray.tracking import SweepTracker
+from lstm_ray.trainable import checkpoint_config
 
 PHASE = "reevaluation"
 
@@ -78,9 +79,7 @@ def reevaluate(
             storage_path=storage,
             callbacks=[logger],
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=metric, checkpoint_score_order=mode
-            ),
+            checkpoint_config=checkpoint_config(cfg),
         ),
     )
     reruns = tuner.fit()

@@ -148,6 +148,19 @@ def window_setting(cfg: ExperimentConfig) -> WindowSetting:
     return WindowSetting(cfg.data.lookback, cfg.data.horizon, cfg.data.stride)
 
 
+def checkpoint_config(cfg: ExperimentConfig) -> tune.CheckpointConfig:
+    """Which of a trial's per-epoch checkpoints Tune keeps: the best `storage.keep_checkpoints` and the latest.
+
+    Tune snapshots the whole experiment (and uploads every trial's files) each time a trial has reported that
+    many checkpoints since the last snapshot, so a small number turns a sweep of many trials quadratic.
+    """
+    # PBT copies a trial's latest checkpoint, which keeping only the best could have deleted.
+    keep = None if cfg.search.scheduler == "pbt" else cfg.storage.keep_checkpoints
+    return tune.CheckpointConfig(
+        num_to_keep=keep, checkpoint_score_attribute=cfg.search.metric, checkpoint_score_order=cfg.search.mode
+    )
+
+
 def load_checkpoint_state(checkpoint: tune.Checkpoint | None) -> dict[str, Any] | None:
     if checkpoint is None:
         return None

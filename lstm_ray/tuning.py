@@ -38,6 +38,7 @@ from lstm_ray.searchers import KnownPoint, build_param_space, build_searcher, to
 from lstm_ray.serving import raw_example
 from lstm_ray.tracking import SweepTracker, UntrackedSweep, start_tracking
 from lstm_ray.trainable import (
+    checkpoint_config,
     load_checkpoint_state,
     refit_on_holdout,
     train_trial,
@@ -183,7 +184,7 @@ def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> i
     slots = trial_slots(cfg, node_types([n for n in ray.nodes() if n["Alive"]]) if address else ())
     # Ray keeps one trial pending for a model-based searcher by default, which serialises trial launches.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(slots)
-    # Keeping the best checkpoints forces an experiment snapshot every few epochs; that is intended, not news.
+    # Keeping only the best checkpoints (storage.keep_checkpoints) forces experiment snapshots: intended, not news.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter is silent at verbose=0
@@ -235,12 +236,7 @@ def build_tuner(
             verbose=2 if verbose else 0,
             # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues).
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures or 0),
-            checkpoint_config=tune.CheckpointConfig(
-                # PBT copies a trial's latest checkpoint, which keeping only the best two could have deleted.
-                num_to_keep=None if search.scheduler == "pbt" else 2,
-                checkpoint_score_attribute=search.metric,
-                checkpoint_score_order=search.mode,
-            ),
+            checkpoint_config=checkpoint_config(cfg),
         ),
     )
 

@@ -251,6 +251,7 @@ CASES = [
     value_case("learning rate outside (0, 10]", "train.lr", st.floats(max_value=0.0) | st.floats(min_value=10.001)),
     value_case("fraction outside (0, 1)", "data.val_fraction", st.floats(min_value=1.0) | st.floats(max_value=0.0)),
     value_case("no trials", "search.num_samples", st.integers(max_value=0)),
+    value_case("no checkpoints kept", "storage.keep_checkpoints", st.integers(max_value=0)),
     value_case("negative CPUs", "resources.cpu", st.floats(max_value=-1e-6, allow_infinity=False)),
     value_case("reduction factor below 2", "search.reduction_factor", st.integers(max_value=1)),
     value_case("whole number beyond int64", "data.lookback", st.integers(min_value=2**63)),

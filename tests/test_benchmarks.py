@@ -62,6 +62,13 @@ def test_searcher_benchmark_compares_a_bounded_history_with_all_of_it():
     assert "max_history 100:" in out and "every trial     :" in out and "max_history / every trial:" in out
 
 
+def test_checkpoints_benchmark_runs_each_number_kept():
+    out = run_benchmark("checkpoints.py", "--trials", "12", "--epochs", "3", "--no-save")
+    for name in ("keep 2", "keep 5", "keep all"):
+        assert f"{name:8s}: 12 trials" in out
+    assert "wall time against keeping all: keep 2" in out
+
+
 def test_asha_reporting_benchmark_runs_on_given_curves(tmp_path):
     sys.path.insert(0, str(BENCH))
     try:

@@ -167,6 +167,8 @@ def wait_for_a_trial_result(results, proc: subprocess.Popen) -> None:
 def test_an_untracked_sweep_resumes_without_mlflow(tmp_path, sweep_file):
     raw = yaml.safe_load(sweep_file.read_text())
     raw["tracking"]["enabled"] = False
+    # Each checkpoint then forces an experiment snapshot to storage, where the test watches for a first result.
+    raw["storage"]["keep_checkpoints"] = 1
     sweep_file.write_text(yaml.safe_dump(raw))
     first = cli("tune", str(sweep_file), cwd=tmp_path)
     try:

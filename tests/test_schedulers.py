@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -11,7 +13,7 @@ from lstm_ray.config import apply_params
 from lstm_ray.data.dataset import prepare_dataset
 from lstm_ray.schedulers import KeepInSpace, carry_hyperparameters
 from lstm_ray.search_space import parse_distribution
-from lstm_ray.trainable import build_trainer
+from lstm_ray.trainable import build_trainer, load_checkpoint_state
 from lstm_ray.tuning import run_sweep
 
 # Learning rate 1e-4 learns almost nothing in 4 epochs: a scheduler that works stops those trials.
@@ -83,3 +85,24 @@ def test_pbt_changes_values_mid_trial_and_mlflow_records_the_change(tiny_raw, tm
         assert float(run_.data.params["train.lr"]) != change.value  # the param keeps the starting value
         trained = {m.step: m.value for m in client.get_metric_history(run_.info.run_id, "train_lr")}
         assert trained[change.step] == pytest.approx(change.value)  # and training used the new one
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keep", [2, None])
+def test_a_trial_keeps_its_best_checkpoints_and_its_latest(tiny_raw, tmp_path, local_ray, keep):
+    cfg = tiny(tiny_raw, tmp_path, algorithm="random", scheduler="fifo", num_samples=1)
+    cfg.train.max_epochs = 6
+    cfg.storage.keep_checkpoints = keep
+    results, _ = run(cfg)
+    result = results[0]
+    history = result.metrics_dataframe.set_index("epoch")["val_rmse"]
+    kept = sorted(int(metrics["epoch"]) for _, metrics in result.best_checkpoints)
+    on_disk = sorted(Path(result.path).glob("checkpoint_*"))
+    assert len(on_disk) == len(kept)
+    if keep is None:
+        assert kept == list(range(1, 7))
+    else:
+        best = sorted(history.nsmallest(keep).index)
+        assert kept == sorted(set(best) | {6})  # the best `keep` epochs, and the latest for a restore
+    state = load_checkpoint_state(result.get_best_checkpoint("val_rmse", "min"))
+    assert state["epoch"] == history.idxmin()
