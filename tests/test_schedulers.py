@@ -1,4 +1,5 @@
-"""Schedulers: each one in a real Ray run; PBT changes values mid-trial, training follows and MLflow records it."""
+"""Schedulers: each one in a real Ray run; PBT changes values mid-trial, training follows and MLflow records it;
+the checkpoints a trial keeps."""
 
 from __future__ import annotations
 
