@@ -8,7 +8,7 @@ process, with lstm-ray's own searcher, scheduler and `checkpoint_config`. It pri
 (epochs x epoch time / slots), the forced snapshots and the ratios against keeping every checkpoint.
 
     scripts/loopback-only .venv/bin/python scripts/bench/checkpoints.py                 # 300 trials: 2 minutes
-    scripts/loopback-only .venv/bin/python scripts/bench/checkpoints.py --trials 1000   # 8 minutes
+    scripts/loopback-only .venv/bin/python scripts/bench/checkpoints.py --trials 1000   # 9 minutes
     scripts/loopback-only .venv/bin/python scripts/bench/checkpoints.py --trials 20 --no-save   # smoke run
 """
 
