@@ -72,8 +72,11 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
 RESUMED_TRIALS = 6
 
 
-def resumable_sweep(path, tracking_uri: str, storage: str) -> None:
-    """Write the sweep these tests interrupt to `path`: 6 trials of HyperOpt + ASHA, 4 epochs each."""
+def resumable_sweep(path, tracking_uri: str, storage: str, keep_checkpoints: int | None = 5) -> None:
+    """Write the sweep these tests interrupt to `path`: 6 trials of HyperOpt + ASHA, 4 epochs each.
+
+    A test that watches Tune's results in `storage` passes keep_checkpoints=1: every checkpoint then forces a
+    snapshot of the experiment there, instead of one about every 10 s."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
     raw["train"] |= {"max_epochs": 4, "batch_size": 16}
     raw["search"] = {
@@ -85,7 +88,7 @@ def resumable_sweep(path, tracking_uri: str, storage: str) -> None:
         "space": {"train.lr": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}},
     }
     raw["tracking"] = {"uri": tracking_uri, "experiment": "resume"}
-    raw["storage"] = {"path": storage}
+    raw["storage"] = {"path": storage, "keep_checkpoints": keep_checkpoints}
     path.write_text(yaml.safe_dump(raw))
 
 
@@ -164,11 +167,11 @@ def wait_for_a_trial_result(results, proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_an_untracked_sweep_resumes_without_mlflow(tmp_path, sweep_file):
+def test_an_untracked_sweep_resumes_without_mlflow(tmp_path):
+    sweep_file = tmp_path / "tiny.yaml"
+    resumable_sweep(sweep_file, "sqlite:///mlflow.db", "results", keep_checkpoints=1)  # watched in storage
     raw = yaml.safe_load(sweep_file.read_text())
     raw["tracking"]["enabled"] = False
-    # Each checkpoint then forces an experiment snapshot to storage, where the test watches for a first result.
-    raw["storage"]["keep_checkpoints"] = 1
     sweep_file.write_text(yaml.safe_dump(raw))
     first = cli("tune", str(sweep_file), cwd=tmp_path)
     try:

@@ -7,7 +7,6 @@ the experiment in storage and what the outbox had sent to MLflow. The driver's t
 from __future__ import annotations
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 from test_resume import RESUMED_TRIALS, assert_resumed_into_the_same_runs, cli, finish, resumable_sweep, sweep_runs
 from tracked_metrics import epochs_once_each, logged, reported
@@ -31,11 +30,7 @@ def training(results, client: MlflowClient) -> bool:
 
 def test_a_sigkilled_driver_resumes_into_the_same_runs(cluster, mlflow_server, tmp_path):
     sweep = tmp_path / "tiny.yaml"
-    resumable_sweep(sweep, mlflow_server.url, str(tmp_path / "results"))
-    # Each checkpoint then forces a snapshot of the experiment to storage, where the test watches the trials.
-    raw = yaml.safe_load(sweep.read_text())
-    raw["storage"]["keep_checkpoints"] = 1
-    sweep.write_text(yaml.safe_dump(raw))
+    resumable_sweep(sweep, mlflow_server.url, str(tmp_path / "results"), keep_checkpoints=1)  # watched in storage
     client = MlflowClient(mlflow_server.url)
     first = cli("tune", str(sweep), cwd=tmp_path, env=cluster.client_env())
     try:
