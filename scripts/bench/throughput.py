@@ -10,6 +10,7 @@ single-threaded loop, divided by wall time x slots.
 
     .venv/bin/python scripts/bench/throughput.py                 # about 5 minutes on 2 cores
     .venv/bin/python scripts/bench/throughput.py --trials 4 --epochs 2 --no-save   # smoke run
+    .venv/bin/python scripts/bench/throughput.py --address $RAY_ADDRESS    # lstm-ray on a Ray already running
 """
 
 from __future__ import annotations
@@ -103,14 +104,16 @@ class SweepClock(tune.Callback):
         }
 
 
-def run_lstm_ray(cfg: ExperimentConfig, data: PreparedData) -> tuple[float, list[tuple[dict, int]], dict]:
+def run_lstm_ray(
+    cfg: ExperimentConfig, data: PreparedData, address: str | None = None
+) -> tuple[float, list[tuple[dict, int]], dict]:
     """`run_sweep` as `lstm-ray tune` runs it; returns wall seconds, the trials and the sweep's phases."""
     import ray
 
     from lstm_ray.tuning import run_sweep
 
     clock = SweepClock()
-    run_sweep(cfg, config_text="", data=data, callbacks=[clock])
+    run_sweep(cfg, config_text="", data=data, address=address, callbacks=[clock])
     wall = time.perf_counter() - clock.start
     ray.shutdown()
     return wall, clock.trials, clock.phases(wall)
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--only", nargs="*", default=["lstm-ray", "optuna", "ray-docs"])
+    parser.add_argument("--address", help="run lstm-ray on this running Ray cluster (a warm service)")
     parser.add_argument("--no-save", action="store_true", help="do not write JSON or docs/benchmarks.md")
     parser.add_argument("--label", default="", help="saved as throughput-LABEL, e.g. before / after a change")
     args = parser.parse_args()
@@ -252,7 +256,7 @@ def main() -> None:
     data = prepare_dataset(cfg.data)
     train_epochs(apply_params(cfg, {"train.max_epochs": 1}), data, lambda m, s: None)  # warm torch up
     runners = {
-        "lstm-ray": lambda: run_lstm_ray(cfg, data),
+        "lstm-ray": lambda: run_lstm_ray(cfg, data, args.address),
         "optuna": lambda: run_optuna(cfg, data),
         "ray-docs": lambda: run_ray_docs(cfg, data, folder),
     }
