@@ -10,12 +10,12 @@ points, replaces the loss of a finished trial by `fidelity.ranked_loss` and boun
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import hyperopt as hpo
+import numpy as np
 from hyperopt import hp
 from hyperopt.fmin import generate_trial
 from ray.tune.search.hyperopt import HyperOptSearch
@@ -79,6 +79,21 @@ class TreeHyperOptSearch(HyperOptSearch):
             # promoting would push proposals away from the best region for as long as it runs.
             doc["result"] = {"status": "ok", "loss": ranked_loss(fidelity, self.max_epochs, self._mode)}
 
+    def _get_hyperopt_trial(self, trial_id: str) -> dict | None:
+        """The HyperOpt document of a live trial, from an index by tid (Ray's scans the whole history, on every
+        result of every trial)."""
+        live = self._live_trial_mapping.get(trial_id)
+        if live is None:
+            return None
+        docs = self._hpopt_trials._dynamic_trials  # append-only; a new list when the history is replaced
+        index = self.__dict__.get("_docs_by_tid")
+        if index is None or index[0] is not docs:
+            index = self._docs_by_tid = (docs, {})
+        by_tid = index[1]
+        if live[0] not in by_tid:
+            by_tid.update((doc["tid"], doc) for doc in docs[len(by_tid) :])
+        return by_tid[live[0]]
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         fidelity = self.fidelity.pop(trial_id, Fidelity())
         if result and not error:
@@ -102,16 +117,20 @@ class BoundedHistory:
         self.algo, self.limit = algo, limit
 
     def __call__(self, new_ids: list[int], domain: Any, trials: hpo.Trials, seed: int) -> list[dict]:
-        scored = [doc for doc in trials.trials if doc["result"].get("status") == hpo.STATUS_OK]
+        docs = trials.trials
+        # Two light passes in Python, the rest in numpy: this runs before every proposal, over the whole history.
+        results = [doc["result"] for doc in docs]
+        ok = np.array([result.get("status") == hpo.STATUS_OK for result in results], dtype=bool)
+        scored = np.flatnonzero(ok)
         if len(scored) <= self.limit:
             return self.algo(new_ids, domain, trials, seed)
-        best = heapq.nsmallest(self.limit // 4, scored, key=lambda doc: doc["result"]["loss"])
-        kept = {id(doc) for doc in best + scored[len(scored) - (self.limit - len(best)) :]}
+        losses = np.array([results[i]["loss"] for i in scored.tolist()], dtype=float)
+        best = scored[np.argsort(losses, kind="stable")[: self.limit // 4]]  # ties: the earlier trial
+        recent = scored[len(scored) - (self.limit - len(best)) :]
+        kept = np.union1d(np.union1d(best, recent), np.flatnonzero(~ok))  # sorted: the history's order
         view = hpo.Trials()
         # Without a copy (insert_trial_docs would copy every document): TPE only reads them.
-        view._insert_trial_docs(
-            [doc for doc in trials.trials if id(doc) in kept or doc["result"].get("status") != hpo.STATUS_OK]
-        )
+        view._insert_trial_docs([docs[i] for i in kept.tolist()])
         view.refresh()
         return self.algo(new_ids, domain, view, seed)
 

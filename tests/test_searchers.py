@@ -81,6 +81,21 @@ def test_hyperopt_hears_the_best_value_and_epochs_of_a_stopped_trial(tiny_raw, t
     assert stopped > finished  # one epoch of 0.1 does not beat three epochs
 
 
+def test_hyperopt_restored_mid_sweep_scores_trials_in_its_own_history(tiny_raw, tmp_path):
+    searcher = build_searcher(tiny(tiny_raw, tmp_path, space=CONDITIONAL))
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"val_rmse": 0.5, "epoch": 1})
+    searcher.save(str(tmp_path / "searcher.pkl"))  # as Tune does between results
+    restored = build_searcher(tiny(tiny_raw, tmp_path, space=CONDITIONAL))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.suggest("b")
+    restored.on_trial_complete("a", result={"val_rmse": 0.2, "epoch": 2})
+    restored.on_trial_complete("b", result={"val_rmse": 0.9, "epoch": 2})
+    scored = [ranked_loss(Fidelity(0.2, 2), 3, "min"), ranked_loss(Fidelity(0.9, 2), 3, "min")]
+    assert restored._hpopt_trials.losses() == scored
+    assert searcher._hpopt_trials.losses() == [ranked_loss(Fidelity(0.5, 1), 3, "min")]  # the saved one untouched
+
+
 def test_hyperopt_fits_at_most_max_history_trials_the_best_and_the_latest(tiny_raw, tmp_path):
     searcher = build_searcher(tiny(tiny_raw, tmp_path, space=CONDITIONAL, n_initial_points=2, max_history=8))
     tpe, seen = searcher.algo.algo, []
