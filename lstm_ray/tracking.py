@@ -48,6 +48,7 @@ from lstm_ray.outbox import (
     replay_spilled,
     spill_folder,
 )
+from lstm_ray.sqlite_store import seed_store
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def connect(uri: str) -> MlflowClient:
     """A client for `uri` with short HTTP retries and no chatter (an environment variable already set wins)."""
     for name, value in CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    seed_store(uri)
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
 
