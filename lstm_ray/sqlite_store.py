@@ -32,17 +32,16 @@ def seed_store(uri: str) -> None:
     path = Path(uri.removeprefix(PREFIX))
     if path.name in ("", ":memory:") or path.exists() or not path.parent.is_dir():
         return
+    copy = path.with_name(f".{path.name}.{os.getpid()}.seed")
     try:
-        copy = path.with_name(f".{path.name}.{os.getpid()}.seed")
         shutil.copyfile(_template(), copy)
-        try:
-            os.link(copy, path)  # never over a store another process created meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            copy.unlink()
+        os.link(copy, path)  # never over a store another process created meanwhile
+    except FileExistsError:
+        pass
     except Exception as err:  # only a shortcut: whatever stops it (read-only home, no hard links), MLflow's way works
         log.debug("MLflow creates %s itself: %s", path, err)
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def _template() -> Path:
