@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,5 @@ def _build(path: Path) -> None:
     path.unlink(missing_ok=True)
     store = SqlAlchemyStore(f"{PREFIX}{path}", str(path.parent / "unused-artifacts"))  # runs the migrations
     store.engine.dispose()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:  # closed, after the commit
         db.execute("DELETE FROM experiments")  # the default one's artifact location is this file's
-    db.close()

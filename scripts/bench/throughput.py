@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--only", nargs="*", default=["lstm-ray", "optuna", "ray-docs"])
-    parser.add_argument("--address", help="run lstm-ray on this running Ray cluster (a warm service)")
+    parser.add_argument("--address", help="run lstm-ray on this Ray cluster, already running (HOST:PORT)")
     parser.add_argument("--no-save", action="store_true", help="do not write JSON or docs/benchmarks.md")
     parser.add_argument("--label", default="", help="saved as throughput-LABEL, e.g. before / after a change")
     args = parser.parse_args()
