@@ -81,6 +81,10 @@ CLUSTER_RETRIES = 2  # resources.max_failures on a cluster unless the config say
 def start_ray(address: str | None, verbose: bool) -> None:
     if ray.is_initialized():
         return
+    if address is None:
+        # Ray prestarts an idle worker per CPU for a new driver. Tune's trial actors carry a runtime env of their
+        # own, so they never take those workers, which only take CPU from the sweep's start.
+        os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
     ray.init(
         address=address,
         include_dashboard=False if address is None else None,
