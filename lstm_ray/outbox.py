@@ -256,8 +256,7 @@ class Outbox:
     def _log(self, trial_id: str | None, writes: list[Write]) -> None:
         """One run's writes in as few log_batch calls as MLflow's limits allow: a start write creates the run
         first, an end write's status is set last."""
-        start = writes[0] if writes[0].kind == "start" else None
-        end = writes[-1] if writes[-1].kind == "end" else None
+        start, end = writes[0] if writes[0].kind == "start" else None, writes[-1] if writes[-1].kind == "end" else None
         if start:
             self._create_run(start)
         metrics = [m for w in writes for m in w.metrics]

@@ -238,7 +238,7 @@ class TrialLogger(OutcomeCounter):
             RunTag(TAG_RUNG, str(max([r for r in self.rungs if r <= epoch], default=0))),
         ]
         metrics = []
-        if self.sizes is not None and epoch > 0:  # a trial failing before its first epoch may not even build
+        if self.sizes is not None:
             now = int(time.time() * 1000)
             sizes = zip(("model_parameters", "train_windows"), self.sizes(trial.config), strict=True)
             metrics = [Metric(key, value, now, 0) for key, value in sizes if np.isfinite(value)]
