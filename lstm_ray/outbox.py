@@ -272,7 +272,7 @@ class Outbox:
             log_in_batches(self.client, self.run_ids[write.trial_id], params=write.params)
         elif write.kind == "end":
             run_id = self._run_id(write.trial_id)
-            self.client.log_batch(run_id, metrics=write.metrics, tags=write.tags)
+            self.client.log_batch(run_id, tags=write.tags)
             self.client.set_terminated(run_id, status=write.status)
         elif write.kind == "artifacts":
             self.client.log_artifacts(self._run_id(write.trial_id), write.source, write.artifact_path or None)

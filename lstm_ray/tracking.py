@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,14 +136,10 @@ class TrialLogger(OutcomeCounter):
         self.nodes: dict[str, str] = {}  # trial id -> the node last tagged
         self.configs: dict[str, dict[str, Any]] = {}  # trial id -> the hyperparameters last logged
         self.logged_through: dict[str, int] = {}  # resumed trial id -> the last epoch its run already holds
-        # Set by the sweep: a trial's (trainable parameters, training windows) from its config, logged with its
-        # end; not saved with the experiment (it holds the data), so a restored sweep logs them at its end.
-        self.sizes: Callable[[dict[str, Any]], tuple[float, float]] | None = None
-        self.sized: set[str] = set()  # trial ids whose run got its sizes with its end
         self.outbox: Outbox | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__ | {"outbox": None, "sizes": None}
+        return self.__dict__ | {"outbox": None}
 
     def setup(self, **info: Any) -> None:
         self.start()
@@ -237,13 +232,7 @@ class TrialLogger(OutcomeCounter):
             RunTag(TAG_EPOCHS, str(epoch)),
             RunTag(TAG_RUNG, str(max([r for r in self.rungs if r <= epoch], default=0))),
         ]
-        metrics = []
-        if self.sizes is not None:
-            now = int(time.time() * 1000)
-            sizes = zip(("model_parameters", "train_windows"), self.sizes(trial.config), strict=True)
-            metrics = [Metric(key, value, now, 0) for key, value in sizes if np.isfinite(value)]
-            self.sized.add(trial.trial_id)
-        return Write("end", trial.trial_id, metrics=metrics, tags=tags, status=outcomes.MLFLOW_STATUS[outcome])
+        return Write("end", trial.trial_id, tags=tags, status=outcomes.MLFLOW_STATUS[outcome])
 
 
 @dataclass
@@ -361,7 +350,7 @@ class SweepTracker:
         for trial in record.trials:
             trial.run_id = trial.run_id or outbox.run_ids.get(trial.trial_id, "")
         now = int(time.time() * 1000)
-        for trial in [t for t in record.trials if t.trial_id not in self.callback.sized]:
+        for trial in record.trials:
             sizes = {"model_parameters": trial.model_parameters, "train_windows": trial.train_windows}
             metrics = [Metric(k, v, now, 0) for k, v in sizes.items() if np.isfinite(v)]
             if metrics and trial.trial_id in outbox.run_ids:

@@ -224,24 +224,6 @@ def test_children_are_tagged_with_node_rung_and_commit(tracked_sweep):
 
 
 @pytest.mark.slow
-def test_each_trials_size_is_on_its_run_when_the_run_ends(tracked_sweep):
-    from lstm_ray.config import apply_params
-    from lstm_ray.data.dataset import prepare_sweep_data
-    from lstm_ray.reports import trial_size
-
-    cfg, _, client, _, children = tracked_sweep
-    data = prepare_sweep_data(cfg)
-    for child in children:
-        params = {
-            k: float(v) if k == "train.lr" else int(v) for k, v in child.data.params.items() if k in cfg.search.space
-        }
-        expected = trial_size(apply_params(cfg, params), data)
-        for key, value in zip(("model_parameters", "train_windows"), expected, strict=True):
-            (logged,) = client.get_metric_history(child.info.run_id, key)
-            assert logged.value == value and logged.timestamp <= child.info.end_time
-
-
-@pytest.mark.slow
 def test_parent_holds_leaderboard_counts_and_report(tracked_sweep, tmp_path):
     _, summary, client, parent, children = tracked_sweep
     metrics = parent.data.metrics
