@@ -13,8 +13,10 @@ run instead of opening a new one. The parent run ends FINISHED when the sweep do
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import posixpath
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from lstm_ray.config import ExperimentConfig, parse_config
 from lstm_ray.errors import ConfigError
 
 INFO_FILE = "lstm-ray-sweep.json"
+
+log = logging.getLogger(__name__)
 
 
 def save_resume_info(storage: str, name: str, cfg: ExperimentConfig, parent_run_id: str) -> None:
@@ -101,6 +105,8 @@ def resume_sweep(
     started = time.monotonic()
     data = prepare_sweep_data(cfg)
     slots = prepare_tune(cfg, address, verbose)
+    snapshot = tune.ExperimentAnalysis(folder)
+    resumed_from = recover_deleted_checkpoints(snapshot.trials)
     tuner = tune.Tuner.restore(
         folder, trainable(cfg, data), resume_errored=resume_errored, restart_errored=restart_errored
     )
@@ -111,9 +117,8 @@ def resume_sweep(
         tracker = UntrackedSweep(next(c for c in callbacks if isinstance(c, OutcomeCounter)))
     else:
         tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
-        snapshot = tune.ExperimentAnalysis(folder)
         tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
-        logger.continue_runs(snapshot.trials, saved_results(snapshot))
+        logger.continue_runs(snapshot.trials, saved_results(snapshot), resumed_from)
     try:
         results = fit_or_interrupt(tuner)
         return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
@@ -125,6 +130,54 @@ def resume_sweep(
             status="KILLED" if interrupted else "FAILED",
         )
         raise
+
+
+def recover_deleted_checkpoints(trials: list[Any]) -> dict[str, int]:
+    """Trial id -> the epoch it continues from, for each unfinished trial whose latest checkpoint in Tune's
+    snapshot is gone from storage.
+
+    Tune deletes a trial's surplus checkpoints as soon as a new one arrives but snapshots the experiment later,
+    so a driver killed in between leaves a snapshot naming a deleted checkpoint, and restoring the trial fails
+    ("does not exist on storage anymore"; ray-project/ray#27790, whose fallback Ray 2 no longer has). The
+    trial's newest checkpoint, saved after the snapshot, is moved into the deleted one's place: the trial goes on
+    from there, and Tune's next checkpoint, numbered after the deleted one, finds its folder free.
+    """
+    from lstm_ray.trainable import load_checkpoint_state
+
+    recovered = {}
+    for trial in trials:
+        lost = trial.checkpoint
+        if trial.status == "TERMINATED" or lost is None or _exists(lost.filesystem, lost.path):
+            continue
+        newest = _newest_checkpoint(lost.filesystem, posixpath.dirname(lost.path))
+        if newest is None or posixpath.basename(newest) < posixpath.basename(lost.path):
+            continue
+        lost.filesystem.create_dir(lost.path)
+        pafs.copy_files(newest, lost.path, source_filesystem=lost.filesystem, destination_filesystem=lost.filesystem)
+        lost.filesystem.delete_dir(newest)  # a move: S3 cannot rename a folder
+        recovered[trial.trial_id] = int(load_checkpoint_state(lost)["epoch"])
+        log.warning(
+            "trial %s: Tune's last snapshot names %s, deleted after it; the trial continues from its newest "
+            "checkpoint, %s (epoch %d)",
+            trial.trial_id,
+            posixpath.basename(lost.path),
+            posixpath.basename(newest),
+            recovered[trial.trial_id],
+        )
+    return recovered
+
+
+def _exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def _newest_checkpoint(fs: pafs.FileSystem, trial_folder: str) -> str | None:
+    found = [
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(trial_folder, allow_not_found=True))
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+    ]
+    return max(found, key=posixpath.basename, default=None)
 
 
 def saved_results(snapshot: Any) -> dict[str, list[dict[str, Any]]]:

@@ -167,26 +167,29 @@ class TrialLogger(OutcomeCounter):
         tags += [RunTag(TAG_PHASE, self.phase)] if self.phase else []
         return Write("start", trial.trial_id, params=params, tags=tags, run_name=str(trial))
 
-    def continue_runs(self, trials: list[Any], saved: dict[str, list[dict[str, Any]]]) -> None:
+    def continue_runs(
+        self, trials: list[Any], saved: dict[str, list[dict[str, Any]]], resumed_from: dict[str, int] | None = None
+    ) -> None:
         """Bring the child runs of a sweep whose driver died in step with Tune's last snapshot of it.
 
-        `trials` are the snapshot's trials, `saved` each trial's results as Tune stored them. The dead driver's
-        outbox may have sent epochs past the snapshot (the resumed trial trains them again: they are not
-        logged twice), or not yet sent epochs or the end of a trial that the snapshot holds (sent now).
+        `trials` are the snapshot's trials, `saved` each trial's results as Tune stored them, `resumed_from` the
+        epoch a trial continues from when that is past the snapshot (its checkpoint there was deleted). The dead
+        driver's outbox may have sent epochs past that point (the resumed trial trains them again: they are not
+        logged twice), or not yet sent epochs or the end of a trial that Tune holds (sent now).
         """
         outbox = self.start()
         for trial in trials:
-            snapshot = int((trial.last_result or {}).get("epoch", 0))
+            resume_at = max(int((trial.last_result or {}).get("epoch", 0)), (resumed_from or {}).get(trial.trial_id, 0))
             ended = trial.status in ("TERMINATED", "ERROR")
             run_id = outbox.run_ids.get(trial.trial_id)
-            if run_id is None and (snapshot or ended):  # its run was still queued when the driver died
+            if run_id is None and (resume_at or ended):  # its run was still queued when the driver died
                 outbox.started.add(trial.trial_id)
                 outbox.put(self._start_write(trial))
             logged = _last_logged_epoch(outbox.client, run_id) if run_id else 0
-            latest = {int(r["epoch"]): r for r in saved.get(trial.trial_id, []) if logged < r["epoch"] <= snapshot}
+            latest = {int(r["epoch"]): r for r in saved.get(trial.trial_id, []) if logged < r["epoch"] <= resume_at}
             for epoch in sorted(latest):
                 outbox.put(Write("log", trial.trial_id, metrics=trial_metrics(latest[epoch])))
-            self.logged_through[trial.trial_id] = max(logged, snapshot)
+            self.logged_through[trial.trial_id] = max(logged, resume_at)
             if ended and (run_id is None or outbox.client.get_run(run_id).info.status == "RUNNING"):
                 errored = trial.status == "ERROR"
                 outcome = outcomes.outcome_of(trial.last_result, self.max_epochs, errored)

@@ -6,18 +6,22 @@ A driver killed with SIGKILL mid-sweep is the chaos suite's (tests/chaos/test_dr
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TINY
 from mlflow.tracking import MlflowClient
+from ray.tune import ExperimentAnalysis
 from test_cli import run_cli
+from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 from tune_runs import kill_session
 
 from lstm_ray.config import parse_config
@@ -134,7 +138,12 @@ def assert_resumed_into_the_same_runs(client: MlflowClient, out: str) -> None:
     assert len(parents) == 1 and parents[0].info.status == "FINISHED", out[-3000:]
     trial_ids = Counter(r.data.tags["lstm_ray.trial_id"] for r in children)
     assert len(children) == RESUMED_TRIALS and max(trial_ids.values()) == 1, trial_ids  # no duplicate runs
-    assert all(r.info.status in ("FINISHED", "KILLED") for r in children)
+    open_runs = [
+        (r.data.tags["lstm_ray.trial_id"], r.info.status, r.data.tags)
+        for r in children
+        if r.info.status not in ("FINISHED", "KILLED")
+    ]
+    assert not open_runs, f"{open_runs}\n{out[-6000:]}"
     assert parents[0].data.metrics["trials_total"] == RESUMED_TRIALS
 
 
@@ -155,6 +164,41 @@ def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
     out = finish(cli("resume", str(folder), cwd=tmp_path))
     assert_resumed_into_the_same_runs(client, out)
     assert parse_config(yaml.safe_load(sweep_file.read_text())).name == "tiny"
+
+
+@pytest.mark.slow
+def test_a_checkpoint_deleted_after_the_last_snapshot_does_not_fail_its_trial(tmp_path, sweep_file):
+    """Tune deletes a surplus checkpoint as soon as a newer one comes but snapshots the experiment later: a driver
+    killed in between leaves a snapshot naming a deleted checkpoint. Made here after a Ctrl-C by moving an
+    unfinished trial's latest checkpoint on by one number, as Tune's next checkpoint and deletion would."""
+    raw = yaml.safe_load(sweep_file.read_text())
+    raw["train"]["max_epochs"] = 30  # trials still training at the interrupt
+    sweep_file.write_text(yaml.safe_dump(raw))
+    first = cli("tune", str(sweep_file), cwd=tmp_path)
+    try:
+        wait_for_a_trial_result(tmp_path / "results", first)  # the first trial has a checkpoint, 29 epochs to go
+        os.kill(first.pid, signal.SIGINT)
+        out = finish(first)
+    finally:
+        finish(first)
+    assert first.returncode == 130, out[-3000:]
+    (folder,) = (tmp_path / "results").iterdir()
+    unfinished = [t for t in ExperimentAnalysis(str(folder)).trials if t.status != "TERMINATED" and t.checkpoint]
+    assert unfinished, "no trial was interrupted after its first checkpoint"
+    lost = Path(unfinished[0].checkpoint.path)
+    for unseen in (p for p in lost.parent.glob("checkpoint_*") if p.name > lost.name):
+        shutil.rmtree(unseen)  # saved by the trial after Tune's last snapshot, its result never seen by the driver
+    lost.rename(lost.with_name(f"checkpoint_{int(lost.name.removeprefix('checkpoint_')) + 1:06d}"))
+
+    out = finish(cli("resume", str(folder), cwd=tmp_path))
+    assert f"{unfinished[0].trial_id}: Tune's last snapshot names {lost.name}, deleted" in out, out[-3000:]
+    assert "0 failed)" in out, out[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    assert_resumed_into_the_same_runs(client, out)
+    truth = reported(sweep_folder(out))
+    history = logged(client, parent_run_id(out), truth)
+    epochs = {trial: [e for e, _ in metrics["train_loss"]] for trial, metrics in history.items()}
+    assert epochs_once_each(history), (unfinished[0].trial_id, epochs)
 
 
 def wait_for_a_trial_result(results, proc: subprocess.Popen) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from lstm_ray.tracking import connect
 
 History = dict[str, dict[str, list[tuple[int, float]]]]
 WAIT_LIMIT_S = 600  # a guard against a sweep that never logs, not a timing assertion
+
+
+def sweep_folder(out: str) -> Path:
+    """The sweep's folder (Ray Tune's experiment), from the summary the CLI printed."""
+    return Path(re.search(r"^Results and checkpoints: (\S+)$", out, re.M).group(1))
+
+
+def parent_run_id(out: str) -> str:
+    return re.search(r"MLflow:? parent run ([0-9a-f]{32})", out).group(1)
 
 
 def reported(experiment_path: str | Path) -> History:

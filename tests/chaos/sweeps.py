@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import time
 import urllib.request
 from pathlib import Path
@@ -50,15 +49,6 @@ def run_cli(cluster, *args: str, cwd: Path) -> tuple[int, str]:
     process = cli(*args, cwd=cwd, env=cluster.client_env())
     out = finish(process, timeout=WAIT_LIMIT_S)
     return process.returncode, out
-
-
-def sweep_folder(out: str) -> Path:
-    """The sweep's folder (Ray Tune's experiment), from the summary the CLI printed."""
-    return Path(re.search(r"^Results and checkpoints: (\S+)$", out, re.M).group(1))
-
-
-def parent_run_id(out: str) -> str:
-    return re.search(r"MLflow:? parent run ([0-9a-f]{32})", out).group(1)
 
 
 def tune_rows(results: Path) -> dict[str, list[dict]]:

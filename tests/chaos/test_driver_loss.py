@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 from test_resume import RESUMED_TRIALS, assert_resumed_into_the_same_runs, cli, finish, resumable_sweep, sweep_runs
-from tracked_metrics import epochs_once_each, logged, reported
+from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 from tune_runs import kill_session
 
-from chaos.sweeps import parent_run_id, run_cli, sweep_folder, tune_rows, wait_until
+from chaos.sweeps import run_cli, tune_rows, wait_until
 from lstm_ray.resume import INFO_FILE
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]

@@ -12,9 +12,9 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 from test_resume import cli, finish
-from tracked_metrics import epochs_once_each, logged, reported, wait_for_first_metric
+from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder, wait_for_first_metric
 
-from chaos.sweeps import parent_run_id, random_sweep, sweep_folder, tune_rows, wait_until
+from chaos.sweeps import random_sweep, tune_rows, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

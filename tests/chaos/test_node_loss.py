@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 from test_resume import cli, finish
-from tracked_metrics import epochs_once_each, logged, reported
+from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 
-from chaos.sweeps import local_cluster, node_of, parent_run_id, random_sweep, sweep_folder, tune_rows, wait_until
+from chaos.sweeps import local_cluster, node_of, random_sweep, tune_rows, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

@@ -17,9 +17,9 @@ import re
 import hyperopt
 import pytest
 from mlflow.tracking import MlflowClient
-from tracked_metrics import epochs_once_each, logged, reported
+from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 
-from chaos.sweeps import parent_run_id, run_cli, sweep_folder, write_sweep
+from chaos.sweeps import run_cli, write_sweep
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
