@@ -19,6 +19,7 @@ import logging
 import queue
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ MAX_PARAMS = 100
 MAX_TAGS = 100
 SPILL_FOLDER = "mlflow-outbox"  # under the sweep's storage path
 SPILL_FILE = "outbox.json"
+_HURRY = object()  # queued by flush(): send what is pending now, without waiting for more to batch with it
 
 
 @dataclass
@@ -81,7 +83,11 @@ class Write:
 
 
 class Outbox:
-    """An ordered queue of MLflow writes drained by one background thread."""
+    """An ordered queue of MLflow writes drained by one background thread.
+
+    A write waits up to `flush_interval` seconds for later ones to go in the same call: one `log_batch` then
+    carries a trial's start parameters, the epochs it reported meanwhile and its final tags.
+    """
 
     def __init__(
         self,
@@ -112,6 +118,7 @@ class Outbox:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every write queued so far is acknowledged; False if that took longer than `timeout`."""
+        self._queue.put(_HURRY)
         with self._done:
             target = self._queued
             return self._done.wait_for(lambda: self._acknowledged >= target, timeout)
@@ -129,7 +136,7 @@ class Outbox:
         return not self.unsent()
 
     def unsent(self) -> list[Write]:
-        waiting = [w for w in list(self._queue.queue) if w is not None]
+        waiting = [w for w in list(self._queue.queue) if isinstance(w, Write)]
         return self._pending + waiting
 
     def spill(self, folder_uri: str) -> str:
@@ -181,18 +188,24 @@ class Outbox:
                 return
 
     def _take(self, closing: bool) -> bool:
-        """Move everything queued so far into the pending list; True once close() was asked for."""
+        """Move what is queued into the pending list, and what comes within `flush_interval` of the first write
+        unless close() or flush() asks for it sooner; True once close() was asked for."""
         try:
             item = self._queue.get(timeout=self.flush_interval)
         except queue.Empty:
             return closing
+        hurry = closing
+        deadline = time.monotonic() + self.flush_interval
         while True:
             if item is None:
-                closing = True
+                closing = hurry = True
+            elif item is _HURRY:
+                hurry = True
             else:
                 self._pending.append(item)
+            wait = 0.0 if hurry else deadline - time.monotonic()
             try:
-                item = self._queue.get_nowait()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 return closing
 
@@ -201,7 +214,7 @@ class Outbox:
             batch = self._next_batch()
             write = batch[0]
             try:
-                self._log(write.trial_id, batch) if write.kind == "log" else self._apply(write)
+                self._apply(write) if len(batch) == 1 and write.kind != "log" else self._log(write.trial_id, batch)
             except MlflowException as err:
                 if not _rejected(err):
                     raise
@@ -217,39 +230,50 @@ class Outbox:
                 self._done.notify_all()
 
     def _next_batch(self) -> list[Write]:
-        """The first pending write, merged with the later logs of the same run that can go with it.
+        """The first pending write, merged with the later writes of the same run that can go with it.
 
-        Logs of concurrent trials interleave; each run's own logs keep their order, and nothing passes a
-        start, end or upload write, so one log_batch call carries every epoch a trial reported meanwhile.
+        A run's start or log write takes the run's later logs, and its end write, which closes the batch. The
+        writes of concurrent trials interleave; each run's own writes keep their order and nothing passes an
+        upload, so one log_batch call carries a trial's parameters, every epoch it reported meanwhile and its
+        final tags.
         """
         first = self._pending[0]
-        if first.kind != "log" or id(first) in self._alone:
+        if first.kind not in ("start", "log") or id(first) in self._alone:
             return [first]
-        batch = []
-        for write in self._pending:
-            if write.kind != "log":
+        batch = [first]
+        for write in self._pending[1:]:
+            if write.kind not in ("start", "log", "end"):
                 break
-            if write.trial_id == first.trial_id and id(write) not in self._alone:
-                batch.append(write)
+            if write.trial_id != first.trial_id:
+                continue
+            if id(write) in self._alone or write.kind == "start":
+                break
+            batch.append(write)
+            if write.kind == "end":
+                break
         return batch
 
     def _log(self, trial_id: str | None, writes: list[Write]) -> None:
+        """One run's writes in as few log_batch calls as MLflow's limits allow: a start write creates the run
+        first, an end write's status is set last."""
+        start = writes[0] if writes[0].kind == "start" else None
+        end = writes[-1] if writes[-1].kind == "end" else None
+        if start:
+            self._create_run(start)
         metrics = [m for w in writes for m in w.metrics]
         params = list({p.key: p for w in reversed(writes) for p in reversed(w.params)}.values())  # first value wins
-        tags = list({t.key: t for w in writes for t in w.tags}.values())  # a later value of a tag wins
+        tags = list({t.key: t for w in writes if w is not start for t in w.tags}.values())  # a later value wins
         log_in_batches(self.client, self._run_id(trial_id), metrics, params, tags)
+        if end:
+            self.client.set_terminated(self._run_id(trial_id), status=end.status)
 
     def _apply(self, write: Write) -> None:
         if write.kind == "start":
-            if write.trial_id not in self.run_ids:  # a retry after the run was created must not create another
-                tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL_ID: write.trial_id, TAG_ROLE: "trial"}
-                tags |= {t.key: t.value for t in write.tags}
-                run = self.client.create_run(self.experiment_id, tags=tags, run_name=write.run_name)
-                self.run_ids[write.trial_id] = run.info.run_id
+            self._create_run(write)
             log_in_batches(self.client, self.run_ids[write.trial_id], params=write.params)
         elif write.kind == "end":
             run_id = self._run_id(write.trial_id)
-            self.client.log_batch(run_id, tags=write.tags)
+            self.client.log_batch(run_id, metrics=write.metrics, tags=write.tags)
             self.client.set_terminated(run_id, status=write.status)
         elif write.kind == "artifacts":
             self.client.log_artifacts(self._run_id(write.trial_id), write.source, write.artifact_path or None)
@@ -262,6 +286,13 @@ class Outbox:
             self.client.set_tag(self.parent_run_id, TAG_MODEL_URI, self.model_uri)
         else:
             raise ValueError(f"unknown write kind {write.kind!r}")
+
+    def _create_run(self, start: Write) -> None:
+        if start.trial_id not in self.run_ids:  # a retry after the run was created must not create another
+            tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL_ID: start.trial_id, TAG_ROLE: "trial"}
+            tags |= {t.key: t.value for t in start.tags}
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=start.run_name)
+            self.run_ids[start.trial_id] = run.info.run_id
 
     def _run_id(self, trial_id: str | None) -> str:
         return self.parent_run_id if trial_id is None else self.run_ids[trial_id]

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,10 +137,15 @@ class TrialLogger(OutcomeCounter):
         self.nodes: dict[str, str] = {}  # trial id -> the node last tagged
         self.configs: dict[str, dict[str, Any]] = {}  # trial id -> the hyperparameters last logged
         self.logged_through: dict[str, int] = {}  # resumed trial id -> the last epoch its run already holds
+        # Set by the sweep: a trial's (trainable parameters, training windows) from its config, logged with its
+        # end; not saved with the experiment (it holds the data), so a restored sweep logs them at its end.
+        self.sizes: Callable[[dict[str, Any]], tuple[float, float]] | None = None
+        self.sized: set[str] = set()  # trial ids whose end write, queued by this process, carries its sizes
         self.outbox: Outbox | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__ | {"outbox": None}
+        # A dead driver's queued end writes may never have been sent: a resumed sweep logs every trial's sizes.
+        return self.__dict__ | {"outbox": None, "sizes": None, "sized": set()}
 
     def setup(self, **info: Any) -> None:
         self.start()
@@ -235,7 +241,13 @@ class TrialLogger(OutcomeCounter):
             RunTag(TAG_EPOCHS, str(epoch)),
             RunTag(TAG_RUNG, str(max([r for r in self.rungs if r <= epoch], default=0))),
         ]
-        return Write("end", trial.trial_id, tags=tags, status=outcomes.MLFLOW_STATUS[outcome])
+        metrics = []
+        if self.sizes is not None and epoch > 0:  # a trial failing before its first epoch may not even build
+            now = int(time.time() * 1000)
+            sizes = zip(("model_parameters", "train_windows"), self.sizes(trial.config), strict=True)
+            metrics = [Metric(key, value, now, 0) for key, value in sizes if np.isfinite(value)]
+            self.sized.add(trial.trial_id)
+        return Write("end", trial.trial_id, metrics=metrics, tags=tags, status=outcomes.MLFLOW_STATUS[outcome])
 
 
 @dataclass
@@ -353,7 +365,7 @@ class SweepTracker:
         for trial in record.trials:
             trial.run_id = trial.run_id or outbox.run_ids.get(trial.trial_id, "")
         now = int(time.time() * 1000)
-        for trial in record.trials:
+        for trial in [t for t in record.trials if t.trial_id not in self.callback.sized]:
             sizes = {"model_parameters": trial.model_parameters, "train_windows": trial.train_windows}
             metrics = [Metric(k, v, now, 0) for k, v in sizes.items() if np.isfinite(v)]
             if metrics and trial.trial_id in outbox.run_ids:

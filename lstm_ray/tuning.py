@@ -31,7 +31,7 @@ from lstm_ray.manifest import build_manifest
 from lstm_ray.models import model_from_state
 from lstm_ray.progress import ProgressLine, shorten_trial_errors
 from lstm_ray.reevaluate import Reevaluation, reevaluate
-from lstm_ray.reports import SweepRecord
+from lstm_ray.reports import SweepRecord, trial_size
 from lstm_ray.resume import save_resume_info
 from lstm_ray.schedulers import build_scheduler
 from lstm_ray.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
@@ -125,6 +125,8 @@ def run_sweep(
     data = data or prepare_sweep_data(cfg)
     known = warm_start_points(cfg)
     tracker, searcher, slots = start_sweep_services(cfg, config_text, known, address, verbose)
+    if isinstance(tracker, SweepTracker):  # a trial's size goes with its end write, not in a call of its own
+        tracker.callback.sizes = lambda config: trial_size(apply_params(cfg, config), data)
     try:
         name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         save_resume_info(storage_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)

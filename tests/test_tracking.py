@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow_server_process import free_port
 
@@ -46,6 +46,48 @@ def test_outbox_delivers_trial_runs_with_epoch_steps_in_order(sqlite_parent):
     assert run.info.status == "KILLED" and run.data.tags["mlflow.parentRunId"] == parent
     history = client.get_metric_history(run.info.run_id, "val_rmse")
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+
+
+class CountingClient(MlflowClient):
+    """The real client, counting the calls the outbox makes."""
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        self.calls: list[str] = []
+
+    def create_run(self, *args, **kwargs):
+        self.calls.append("create_run")
+        return super().create_run(*args, **kwargs)
+
+    def log_batch(self, *args, **kwargs):
+        self.calls.append("log_batch")
+        return super().log_batch(*args, **kwargs)
+
+    def set_terminated(self, *args, **kwargs):
+        self.calls.append("set_terminated")
+        return super().set_terminated(*args, **kwargs)
+
+
+def test_a_trials_start_epochs_and_end_queued_together_go_in_one_log_batch(sqlite_parent):
+    client, experiment_id, parent = sqlite_parent
+    counting = CountingClient(client.tracking_uri)
+    outbox = Outbox(counting, experiment_id, parent, flush_interval=30.0)  # everything below lands in one wait
+    for trial in ("a", "b"):
+        outbox.put(Write("start", trial, params=[Param("train.lr", "0.01")], tags=[RunTag("x", "1")], run_name=trial))
+    for epoch in (1, 2, 3):
+        for trial in ("a", "b"):
+            outbox.put(Write("log", trial, metrics=[Metric("val_rmse", 1.0 / epoch, 0, epoch)]))
+    for trial in ("a", "b"):
+        outbox.put(Write("end", trial, tags=[RunTag("lstm_ray.outcome", "completed")], status="FINISHED"))
+    assert outbox.flush(10)  # flush() does not wait out the 30 s
+    assert counting.calls == ["create_run", "log_batch", "set_terminated"] * 2
+    for trial in ("a", "b"):
+        run = client.get_run(outbox.run_ids[trial])
+        assert run.info.status == "FINISHED" and run.data.params == {"train.lr": "0.01"}
+        assert run.data.tags["x"] == "1" and run.data.tags["lstm_ray.outcome"] == "completed"
+        history = client.get_metric_history(run.info.run_id, "val_rmse")
+        assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+    assert outbox.close(10)
 
 
 def test_interleaved_logs_of_concurrent_trials_all_arrive_past_mlflows_batch_limits(sqlite_parent):
@@ -179,6 +221,24 @@ def test_children_are_tagged_with_node_rung_and_commit(tracked_sweep):
         assert tags["lstm_ray.rung_reached"] == str(max(r for r in (1, 2) if r <= epochs))
         assert "127.0.0.1" in tags["lstm_ray.node"]
         assert tags["mlflow.source.git.commit"] == git_commit()
+
+
+@pytest.mark.slow
+def test_each_trials_size_is_on_its_run_when_the_run_ends(tracked_sweep):
+    from lstm_ray.config import apply_params
+    from lstm_ray.data.dataset import prepare_sweep_data
+    from lstm_ray.reports import trial_size
+
+    cfg, _, client, _, children = tracked_sweep
+    data = prepare_sweep_data(cfg)
+    for child in children:
+        params = {
+            k: float(v) if k == "train.lr" else int(v) for k, v in child.data.params.items() if k in cfg.search.space
+        }
+        expected = trial_size(apply_params(cfg, params), data)
+        for key, value in zip(("model_parameters", "train_windows"), expected, strict=True):
+            (logged,) = client.get_metric_history(child.info.run_id, key)
+            assert logged.value == value and logged.timestamp <= child.info.end_time
 
 
 @pytest.mark.slow
