@@ -44,6 +44,15 @@ class ProgressLine(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__ = state | {"out": sys.stdout}
 
+    def get_state(self) -> dict[str, Any]:
+        """Saved by Tune with the experiment: a resumed sweep's line goes on counting its earlier trials."""
+        return {"counts": dict(self.counts), "best": self.best}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.counts.update(state["counts"])
+        self.best = state["best"]
+        self.started, self.running = time.monotonic(), set()  # the time is the resumed run's, like its summary
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
         self.dirty = True

@@ -163,6 +163,8 @@ def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
     (folder,) = (tmp_path / "results").iterdir()
     out = finish(cli("resume", str(folder), cwd=tmp_path))
     assert_resumed_into_the_same_runs(client, out)
+    last_progress = [line for line in out.splitlines() if " trials done: " in line][-1]
+    assert f"] {RESUMED_TRIALS}/{RESUMED_TRIALS} trials done: " in last_progress, out[-3000:]  # earlier trials count
     assert parse_config(yaml.safe_load(sweep_file.read_text())).name == "tiny"
 
 
