@@ -351,6 +351,7 @@ class TrackingConfig:
 class StorageConfig:
     path: str = "lstm-ray-results"  # where Ray Tune keeps results and checkpoints (local dir, NFS, s3://)
     keep_checkpoints: int | None = 5  # per trial: the best N by search.metric and the latest; null: all
+    tensorboard: bool = False  # also write each trial's results as TensorBoard event files (MLflow has them all)
 
     def check(self) -> None:
         if not self.path:

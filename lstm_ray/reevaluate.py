@@ -23,7 +23,7 @@ from ray.tune.search import Searcher
 from lstm_ray.budgets import limit_trials
 from lstm_ray.config import ExperimentConfig
 from lstm_ray.tracking import SweepTracker
-from lstm_ray.trainable import checkpoint_config
+from lstm_ray.trainable import checkpoint_config, result_loggers
 
 PHASE = "reevaluation"
 
@@ -77,7 +77,7 @@ def reevaluate(
         run_config=tune.RunConfig(
             name=f"{name}-{PHASE}",
             storage_path=storage,
-            callbacks=[logger],
+            callbacks=[logger, *result_loggers(cfg)],
             verbose=0,
             checkpoint_config=checkpoint_config(cfg),
         ),

@@ -41,6 +41,7 @@ from lstm_ray.trainable import (
     checkpoint_config,
     load_checkpoint_state,
     refit_on_holdout,
+    result_loggers,
     train_trial,
     window_setting,
 )
@@ -190,6 +191,8 @@ def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> i
     slots = trial_slots(cfg, node_types([n for n in ray.nodes() if n["Alive"]]) if address else ())
     # Ray keeps one trial pending for a model-based searcher by default, which serialises trial launches.
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(slots)
+    # Tune would add a TensorBoard logger to every Tuner; `result_loggers` adds the result files the config asks for.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Keeping only the best checkpoints (storage.keep_checkpoints) forces experiment snapshots: intended, not news.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not verbose:
@@ -237,7 +240,7 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage_uri(cfg.storage.path),
-            callbacks=callbacks,
+            callbacks=[*callbacks, *result_loggers(cfg)],
             stop=TargetReached.from_config(cfg),
             verbose=2 if verbose else 0,
             # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues).

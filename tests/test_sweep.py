@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -112,3 +114,19 @@ def test_logged_best_model_loads_and_predicts(finished_sweep, sweep_config):
         out = model(torch.zeros(batch, sweep_config.data.lookback, 1))
         assert out.shape == (batch, sweep_config.data.horizon, 1) and torch.isfinite(out).all()
     assert np.isfinite(summary.test_metrics["test_rmse"])
+
+
+@pytest.mark.parametrize("tensorboard", [False, True])
+def test_trials_write_tunes_result_files_and_tensorboard_events_only_when_asked(
+    tiny_raw, tmp_path, local_ray, tensorboard
+):
+    tiny_raw["tracking"] = {"enabled": False}
+    tiny_raw["storage"] = {"path": str(tmp_path / "results"), "tensorboard": tensorboard}
+    summary = run_sweep(parse_config(tiny_raw), config_text="name: tiny\n")
+    trial_folders = [p for p in Path(summary.storage_path).iterdir() if p.is_dir()]
+    assert len(trial_folders) == 2
+    for folder in trial_folders:
+        # ExperimentAnalysis (resume, the results' dataframes) reads these two.
+        assert (folder / "progress.csv").stat().st_size and (folder / "result.json").stat().st_size
+        events = [p for p in folder.glob("events.out.tfevents.*") if p.stat().st_size]
+        assert bool(events) == tensorboard
