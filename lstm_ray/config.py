@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -720,8 +721,7 @@ def _check_value(cfg: ExperimentConfig, key: str, path: str, value: Any) -> None
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(prefix, f"{'must' if prefix else 'the config file must'} be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields(cls)
     kwargs = {}
     for key, value in raw.items():
         path = f"{prefix}.{key}" if prefix else str(key)
@@ -729,6 +729,12 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
             raise ConfigError(path, f"unknown key{_suggest(str(key), names)}; valid keys: {', '.join(names)}")
         kwargs[key] = _coerce(hints[key], value, path)
     return cls(**kwargs)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, Any], list[str]]:
+    """A config dataclass's field types and names; resolving the (string) annotations is most of a build's time."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:
