@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 from mlflow import MlflowClient
@@ -28,12 +29,18 @@ def schema(path) -> list[tuple]:
     ] + [revision]
 
 
+def journal_mode(path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+
+
 def test_a_seeded_store_is_the_store_mlflow_would_create(tmp_path, cache, monkeypatch):
     monkeypatch.chdir(tmp_path)  # both stores' default artifact location: ./mlruns
     MlflowClient("sqlite:///native.db").search_experiments()
     for name in ("first.db", "second.db"):  # the first builds the template, the second only copies it
         seed_store(f"sqlite:///{tmp_path / name}")
         assert schema(tmp_path / name) == schema(tmp_path / "native.db")
+        assert journal_mode(tmp_path / name) == "wal" and journal_mode(tmp_path / "native.db") == "delete"
         client = connect(f"sqlite:///{tmp_path / name}")
         (default,) = client.search_experiments()
         native = MlflowClient("sqlite:///native.db").get_experiment("0")
@@ -52,7 +59,8 @@ def test_an_existing_store_or_another_backend_is_left_alone(tmp_path, cache):
     assert [e.name for e in existing.search_experiments()] == ["earlier", "Default"]
     for uri in (f"sqlite:///{tmp_path / 'missing' / 'x.db'}", "http://127.0.0.1:5000", f"file:{tmp_path / 'runs'}"):
         seed_store(uri)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "kept.db"]
+    # kept.db-wal and kept.db-shm: its write-ahead log and index while `existing` has it open
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "kept.db", "kept.db-shm", "kept.db-wal"]
 
 
 def test_without_a_usable_cache_mlflow_creates_the_store(tmp_path, monkeypatch):
