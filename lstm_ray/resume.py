@@ -96,7 +96,7 @@ def resume_sweep(
 
     from lstm_ray.data.dataset import prepare_sweep_data
     from lstm_ray.tracking import OutcomeCounter, SweepTracker, TrialLogger, UntrackedSweep
-    from lstm_ray.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable
+    from lstm_ray.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable, tune_settings
 
     folder = find_sweep(name_or_path, storage)
     cfg, parent_run_id, cwd = load_resume_info(folder)
@@ -120,8 +120,10 @@ def resume_sweep(
         tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
         logger.continue_runs(snapshot.trials, saved_results(snapshot), resumed_from)
     try:
-        results = fit_or_interrupt(tuner)
-        return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
+        with tune_settings(slots, verbose):
+            results = fit_or_interrupt(tuner)
+            reevaluation = reevaluated(cfg, data, results, tracker, slots)
+        return _finish(cfg, data, results, tracker, started, reevaluation)
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt)
         tracker.finish(

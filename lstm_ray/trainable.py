@@ -166,7 +166,7 @@ def result_loggers(cfg: ExperimentConfig) -> list[tune.Callback]:
     """The per-trial result files Tune writes: progress.csv and result.json (Tune's own analysis reads them), and
     TensorBoard event files only if `storage.tensorboard` asks, since they cost the driver 4-5 ms per result.
 
-    Tune adds all three itself unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set (`tuning.prepare_tune` sets it).
+    Tune adds all three itself unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set (`tuning.tune_settings` sets it).
     """
     return [CSVLoggerCallback(), JsonLoggerCallback(), *([TBXLoggerCallback()] if cfg.storage.tensorboard else [])]
 

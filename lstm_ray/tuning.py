@@ -8,11 +8,12 @@ runs on that cluster. MLflow is reached only through `tracking.SweepTracker`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,8 +144,10 @@ def run_sweep(
             callbacks=[tracker.callback, progress, *(callbacks or [])],
             verbose=verbose,
         )
-        results = fit_or_interrupt(tuner)
-        return _finish(cfg, data, results, tracker, started, reevaluated(cfg, data, results, tracker, slots))
+        with tune_settings(slots, verbose):
+            results = fit_or_interrupt(tuner)
+            reevaluation = reevaluated(cfg, data, results, tracker, slots)
+        return _finish(cfg, data, results, tracker, started, reevaluation)
     except BaseException as err:
         _close_failed(tracker, err)
         raise
@@ -185,20 +188,40 @@ def _local_store(uri: str) -> bool:
 
 
 def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> int:
-    """Start (or join) Ray and set Tune's process-wide knobs; returns the number of trial slots."""
+    """Start (or join) Ray; returns the number of trial slots."""
     start_ray(address, verbose)
-    # Only a cluster Ray was asked to join can autoscale; the in-process one never does.
-    slots = trial_slots(cfg, node_types([n for n in ray.nodes() if n["Alive"]]) if address else ())
-    # Ray keeps one trial pending for a model-based searcher by default, which serialises trial launches.
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(slots)
-    # Tune would add a TensorBoard logger to every Tuner; `result_loggers` adds the result files the config asks for.
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    # Keeping only the best checkpoints (storage.keep_checkpoints) forces experiment snapshots: intended, not news.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not verbose:
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter is silent at verbose=0
         shorten_trial_errors()
-    return slots
+    # Only a cluster Ray was asked to join can autoscale; the in-process one never does.
+    return trial_slots(cfg, node_types([n for n in ray.nodes() if n["Alive"]]) if address else ())
+
+
+@contextlib.contextmanager
+def tune_settings(slots: int, verbose: bool) -> Iterator[None]:
+    """Tune's process-wide knobs, environment variables it reads as a run starts: set for lstm-ray's runs and put
+    back after them, so another Tune run in this process gets Tune's defaults (or the user's settings)."""
+    settings = {
+        # Ray keeps one trial pending for a model-based searcher by default, which serialises trial launches.
+        "TUNE_MAX_PENDING_TRIALS_PG": str(slots),
+        # Tune would add a TensorBoard logger to every run; `result_loggers` adds the files the config asks for.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    }
+    unless_set = {
+        # Keeping only the best checkpoints (storage.keep_checkpoints) forces experiment snapshots: intended.
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        **({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}),  # the legacy reporter is silent at verbose=0
+    }
+    settings |= {key: value for key, value in unless_set.items() if key not in os.environ}
+    before = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def trainable(cfg: ExperimentConfig, data: PreparedData) -> Any:

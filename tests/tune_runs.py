@@ -13,7 +13,7 @@ from ray import tune
 
 from lstm_ray.config import ExperimentConfig, parse_config
 from lstm_ray.data.dataset import prepare_sweep_data
-from lstm_ray.tuning import build_searcher, build_tuner, prepare_tune
+from lstm_ray.tuning import build_searcher, build_tuner, prepare_tune, tune_settings
 
 
 class Recorder(tune.Callback):
@@ -59,7 +59,8 @@ def run(cfg: ExperimentConfig, name: str = "run") -> tuple[tune.ResultGrid, Reco
     data = prepare_sweep_data(cfg)
     slots = prepare_tune(cfg, None, False)
     tuner = build_tuner(cfg, data, searcher=build_searcher(cfg), slots=slots, name=name, callbacks=[recorder])
-    return tuner.fit(), recorder
+    with tune_settings(slots, verbose=False):
+        return tuner.fit(), recorder
 
 
 def kill_session(session: int) -> None:
