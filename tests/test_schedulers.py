@@ -84,8 +84,10 @@ def test_pbt_changes_values_mid_trial_and_mlflow_records_the_change(tiny_raw, tm
     for run_ in changed:
         (change,) = client.get_metric_history(run_.info.run_id, "train.lr")[:1]
         assert float(run_.data.params["train.lr"]) != change.value  # the param keeps the starting value
-        trained = {m.step: m.value for m in client.get_metric_history(run_.info.run_id, "train_lr")}
-        assert trained[change.step] == pytest.approx(change.value)  # and training used the new one
+        # An exploited trial goes on from its donor's checkpoint, so it may report an epoch number again: the
+        # history can hold that epoch twice, trained with the old value and with the new one.
+        trained = [(m.step, m.value) for m in client.get_metric_history(run_.info.run_id, "train_lr")]
+        assert (change.step, pytest.approx(change.value)) in trained  # and training used the new one
 
 
 @pytest.mark.slow
