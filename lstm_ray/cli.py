@@ -162,7 +162,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_tune(args: argparse.Namespace) -> int:
     cfg, data = load_checked(args)  # every input error surfaces here, before Ray is imported
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     summary = run_sweep(
         cfg, config_text=Path(args.config).read_text(), data=data, address=args.address, verbose=args.verbose
@@ -172,7 +172,7 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from lstm_ray import jobs
+    from lstm_ray.cluster import jobs
 
     job = jobs.submit(args.config, args.overrides, args.address)  # validates first: bad input submits nothing
     print("\n".join(jobs.submitted_lines(job)))
@@ -180,19 +180,19 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from lstm_ray import jobs
+    from lstm_ray.cluster import jobs
 
     return jobs.follow(args.address, args.job, print) if args.follow else jobs.show(args.address, args.job, print)
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from lstm_ray import jobs
+    from lstm_ray.cluster import jobs
 
     return jobs.stop(args.address, args.job, print)
 
 
 def run_preflight(args: argparse.Namespace) -> int:
-    from lstm_ray.preflight import preflight
+    from lstm_ray.cluster.preflight import preflight
 
     return preflight(
         args.config, args.overrides, args.address, print, timeout_s=args.timeout, node_wait_s=args.node_wait
@@ -200,7 +200,8 @@ def run_preflight(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from lstm_ray.resume import find_sweep, load_resume_info, resume_sweep
+    from lstm_ray.storage import find_sweep, load_resume_info
+    from lstm_ray.sweep.resume import resume_sweep
 
     folder = find_sweep(args.sweep, args.storage)  # a wrong name or folder is one error line, before Ray
     cfg, _, _ = load_resume_info(folder)

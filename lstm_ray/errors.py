@@ -15,3 +15,15 @@ class ConfigError(ValueError):
 
 class DataError(ConfigError):
     """The data named by the config cannot be used: missing file or column, too few rows, bad values."""
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """The error's text as one line of printable characters, at most `limit` long (its type name when it has no
+    text). For messages that quote another library's error: parse errors may carry binary bytes or whole
+    documents.
+
+    >>> one_line(ValueError("bad\\n  value"))
+    'bad value'
+    """
+    text = " ".join("".join(c if c.isprintable() else " " for c in str(err)).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

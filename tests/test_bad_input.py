@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from lstm_ray import config
 from lstm_ray.cli import main
-from lstm_ray.metrics import TASK_METRICS
+from lstm_ray.train.metrics import TASK_METRICS
 
 EXAMPLES_PER_KIND = 6  # inputs hypothesis draws for each kind of bad input
 SUBPROCESS_EXAMPLES = 12  # inputs, of randomly drawn kinds, run through the real `lstm-ray` executable

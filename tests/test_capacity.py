@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from lstm_ray.capacity import UNLIMITED, NodeType, autoscaler_config, fits, node_types_from_config, trial_demand
 from lstm_ray.config import parse_config
+from lstm_ray.sweep.capacity import UNLIMITED, NodeType, autoscaler_config, fits, node_types_from_config, trial_demand
 
 
 def test_a_trial_asks_for_its_cpus_and_gpus_and_fits_where_both_are(tiny_raw):

@@ -13,7 +13,7 @@ PROBE = textwrap.dedent(
     """
     import os, time
     import ray
-    from lstm_ray.tuning import start_ray
+    from lstm_ray.sweep.tuning import start_ray
 
     def descendants(root):
         children = {}

@@ -8,10 +8,10 @@ import torch
 
 from lstm_ray.config import ModelConfig, TrainConfig
 from lstm_ray.data.windows import Windows
-from lstm_ray.embeddings import read_vectors
 from lstm_ray.errors import DataError
-from lstm_ray.models import build_model
-from lstm_ray.training import Trainer, seed_everything
+from lstm_ray.train.embeddings import read_vectors
+from lstm_ray.train.models import build_model
+from lstm_ray.train.training import Trainer, seed_everything
 
 
 @pytest.fixture

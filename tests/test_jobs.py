@@ -12,9 +12,9 @@ import sys
 import pytest
 import yaml
 
+from lstm_ray.cluster.jobs import auth_advice, check_cluster_paths, entrypoint, local_store, sqlite_folder
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
-from lstm_ray.jobs import auth_advice, check_cluster_paths, entrypoint, local_store, sqlite_folder
 
 
 def cluster_config(tiny_raw: dict, **sections) -> dict:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lstm_ray.metrics import TASK_METRICS, classification_metrics, forecast_metrics
+from lstm_ray.train.metrics import TASK_METRICS, classification_metrics, forecast_metrics
 
 
 def test_forecast_errors_by_hand():

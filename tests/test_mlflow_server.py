@@ -45,7 +45,7 @@ def outage_config(tiny_raw, tmp_path, url: str, experiment: str, **tracking):
 
 
 def start_sweep(cfg) -> tuple[threading.Thread, dict]:
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     outcome: dict = {}
 

@@ -29,7 +29,7 @@ def logged_sweep(tmp_path_factory, local_ray):
     """A small sweep logged through a real server; yields (url, experiment id, parent run, child runs)."""
     from conftest import TINY
 
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     folder = tmp_path_factory.mktemp("ui")
     server = ServerProcess(folder / "server")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lstm_ray.config import ModelConfig
-from lstm_ray.models import SequenceModel, build_model, count_parameters, freeze
+from lstm_ray.train.models import SequenceModel, build_model, count_parameters, freeze
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

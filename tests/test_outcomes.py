@@ -18,7 +18,7 @@ TRIAL_TRACEBACK = """Failure # 1 (occurred at 2026-12-01_13-23-40)
 ray::ImplicitFunc.train() (pid=1234, ip=127.0.0.1)
   File "lstm_ray/training.py", line 119, in run_epoch
     raise DivergedError(...)
-lstm_ray.training.DivergedError: train loss became nan at epoch 3; lower train.lr or clip harder
+lstm_ray.train.training.DivergedError: train loss became nan at epoch 3; lower train.lr or clip harder
 """
 
 
@@ -29,7 +29,7 @@ def test_a_node_oom_kill_says_what_happened_and_what_to_change():
 
 def test_a_trial_exception_is_its_own_line_not_the_traceback_around_it():
     assert outcomes.failure_summary(TRIAL_TRACEBACK) == (
-        "lstm_ray.training.DivergedError: train loss became nan at epoch 3; lower train.lr or clip harder"
+        "lstm_ray.train.training.DivergedError: train loss became nan at epoch 3; lower train.lr or clip harder"
     )
 
 

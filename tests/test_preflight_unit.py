@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from lstm_ray.capacity import UNLIMITED, NodeType
-from lstm_ray.preflight import check_mlflow_uri, check_resources, probe_targets, storage_probe
+from lstm_ray.cluster.preflight import check_mlflow_uri, check_resources, probe_targets, storage_probe
+from lstm_ray.sweep.capacity import UNLIMITED, NodeType
 
 HEAD = {"NodeID": "h" * 56, "Resources": {"CPU": 0.0, "node:__internal_head__": 1.0}}
 WORKER = {"NodeID": "w" * 56, "Resources": {"CPU": 2.0, "GPU": 1.0}}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from lstm_ray.progress import shorten_trial_errors
-from lstm_ray.training import DivergedError
+from lstm_ray.sweep.progress import shorten_trial_errors
+from lstm_ray.train.training import DivergedError
 
 
 def test_a_failed_trial_is_one_line_with_its_reason(caplog):
@@ -25,7 +25,7 @@ def test_a_failed_trial_is_one_line_with_its_reason(caplog):
         shortened.getMessage()
         == (
             "Trial task failed for trial train_trial_00001: "
-            "lstm_ray.training.DivergedError: train loss became nan at epoch 3; lower train.lr or clip harder"
+            "lstm_ray.train.training.DivergedError: train loss became nan at epoch 3; lower train.lr or clip harder"
         )
         and shortened.exc_info is None
     )

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lstm_ray.config import ModelConfig
-from lstm_ray.models import build_model
-from lstm_ray.recurrent import dropout_masks, unrolled
+from lstm_ray.train.models import build_model
+from lstm_ray.train.recurrent import dropout_masks, unrolled
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from ray.tune.schedulers import ASHAScheduler
 
 from lstm_ray import cli
 from lstm_ray.config import apply_params, parse_config
-from lstm_ray.reports import SweepRecord, TrialRecord, asha_rungs, importance, trial_size, write_report
+from lstm_ray.reports import SweepRecord, TrialRecord, importance, trial_size, write_report
+from lstm_ray.search.fidelity import asha_rungs
 
 SETTINGS = {"name": "synthetic", "metric": "val_rmse", "mode": "min", "scheduler": "asha", "grace_period": 1,
             "reduction_factor": 2, "max_epochs": 4}  # fmt: skip
@@ -78,8 +79,8 @@ def test_report_is_one_offline_html_page_with_every_figure(tmp_path):
 
 def test_trial_size_counts_the_real_networks_parameters_and_windows(tiny_raw):
     from lstm_ray.data.dataset import prepare_dataset, window_settings
-    from lstm_ray.models import build_model
-    from lstm_ray.trainable import window_setting
+    from lstm_ray.sweep.trainable import window_setting
+    from lstm_ray.train.models import build_model
 
     tiny_raw["search"]["space"] = {"data.lookback": {"choice": [8, 16]}}
     cfg = parse_config(tiny_raw)
@@ -106,7 +107,7 @@ def test_report_of_an_unknown_experiment_is_one_line_and_exit_2(tmp_path, capsys
 def test_report_command_rebuilds_the_sweep_from_mlflow(tiny_raw, tmp_path, local_ray, capsys):
     import yaml
 
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     tiny_raw["train"]["max_epochs"] = 3
     tiny_raw["search"] = {

@@ -26,7 +26,7 @@ from tune_runs import kill_session
 
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
-from lstm_ray.resume import find_sweep, load_resume_info, save_resume_info
+from lstm_ray.storage import find_sweep, load_resume_info, save_resume_info
 
 
 def test_a_name_finds_its_latest_sweep_folder(tmp_path, tiny_config):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lstm_ray.config import TrainConfig
-from lstm_ray.schedules import EarlyStopping, LearningRate
+from lstm_ray.train.lr_schedules import EarlyStopping, LearningRate
 
 BATCHES = 4  # per epoch
 

@@ -43,7 +43,7 @@ sys.path.insert(0, {tests!r})
 import ray
 from conftest import TINY
 from tune_runs import kill_session, run, tiny
-from lstm_ray.tuning import trial_slots
+from lstm_ray.sweep.tuning import trial_slots
 ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)  # one fake GPU
 raw = TINY | {{"resources": {{"cpu": 0.5, "gpu": 0.25}}}}
 cfg = tiny(raw, __import__("pathlib").Path({tmp!r}), scheduler="fifo", num_samples=4,

@@ -11,8 +11,8 @@ from tune_runs import tiny
 
 from lstm_ray.config import apply_params, parse_config
 from lstm_ray.data.dataset import prepare_dataset
-from lstm_ray.manifest import build_manifest, fingerprint
-from lstm_ray.tuning import run_sweep
+from lstm_ray.sweep.manifest import build_manifest, fingerprint
+from lstm_ray.sweep.tuning import run_sweep
 
 SPACE = {"train.lr": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lstm_ray.config import parse_config
+from lstm_ray.config.space import active_params, parse_distribution, resolve_fixed_conditions
 from lstm_ray.errors import ConfigError
-from lstm_ray.search_space import active_params, parse_distribution, resolve_fixed_conditions
 
 LAYERS_AND_DROPOUT = {
     "model.num_layers": {"choice": [1, 2]},

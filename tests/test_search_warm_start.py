@@ -9,9 +9,9 @@ from tune_runs import Recorder, tiny
 
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
-from lstm_ray.searchers import build_searcher
-from lstm_ray.tuning import run_sweep
-from lstm_ray.warm_start import warm_start_points
+from lstm_ray.search.searchers import build_searcher
+from lstm_ray.sweep.tuning import run_sweep
+from lstm_ray.sweep.warm_start import warm_start_points
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import math
 import pytest
 from tune_runs import run, tiny
 
-from lstm_ray.fidelity import Fidelity, ranked_loss
-from lstm_ray.schedulers import build_scheduler
-from lstm_ray.searchers import build_searcher
+from lstm_ray.search.fidelity import Fidelity, ranked_loss
+from lstm_ray.search.schedulers import build_scheduler
+from lstm_ray.search.searchers import build_searcher
 
 CONDITIONAL = {
     "model.num_layers": {"choice": [1, 2]},

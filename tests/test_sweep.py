@@ -11,8 +11,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from lstm_ray.config import parse_config
-from lstm_ray.serving import load_network
-from lstm_ray.tuning import run_sweep
+from lstm_ray.sweep.tuning import run_sweep
+from lstm_ray.tracking.serving import load_network
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from mlflow_server_process import free_port
 
 from lstm_ray.config import parse_config
-from lstm_ray.outbox import SPILL_FILE, Outbox, Write, replay_spilled, spill_folder
 from lstm_ray.tracking import CLIENT_DEFAULTS, checkpoint_trials, connect, flatten, git_commit, sweep_params
+from lstm_ray.tracking.outbox import SPILL_FILE, Outbox, Write, replay_spilled, spill_folder
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def test_git_commit_names_the_checked_out_commit_and_is_empty_outside_git(tmp_pa
 def tracked_sweep(tmp_path_factory, local_ray):
     from conftest import TINY
 
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     folder = tmp_path_factory.mktemp("tracked")
     raw = json.loads(json.dumps(TINY))
@@ -293,7 +293,7 @@ def test_registered_model_forecasts_from_raw_rows_as_training_windows_do(tracked
 
 @pytest.mark.slow
 def test_the_winners_torch_module_loads_from_its_model_uri(tracked_sweep):
-    from lstm_ray.serving import load_network
+    from lstm_ray.tracking.serving import load_network
 
     cfg, summary, *_ = tracked_sweep
     mlflow.set_tracking_uri(cfg.tracking.uri)

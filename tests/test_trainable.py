@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from lstm_ray.config import parse_config
-from lstm_ray.crossval import FoldTrainers
 from lstm_ray.data.dataset import prepare_dataset
-from lstm_ray.models import model_from_state
-from lstm_ray.trainable import TrialOutOfMemory, _process_memory, build_trainer, memory_limit
+from lstm_ray.sweep.trainable import TrialOutOfMemory, _process_memory, build_trainer, memory_limit
+from lstm_ray.train.crossval import FoldTrainers
+from lstm_ray.train.models import model_from_state
 
 CPU = torch.device("cpu")
 

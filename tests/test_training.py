@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from lstm_ray.config import ModelConfig, TrainConfig
-from lstm_ray.crossval import FoldTrainers
 from lstm_ray.errors import ConfigError
-from lstm_ray.models import build_model
-from lstm_ray.training import DivergedError, Trainer, evaluate, fit, seed_everything
+from lstm_ray.train.crossval import FoldTrainers
+from lstm_ray.train.models import build_model
+from lstm_ray.train.training import DivergedError, Trainer, evaluate, fit, seed_everything
 
 CPU = torch.device("cpu")
 

@@ -10,8 +10,8 @@ import torch
 
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
-from lstm_ray.training import Trainer, evaluate, seed_everything
-from lstm_ray.transfer import CHECKPOINT_FILE, assemble_model, load_source
+from lstm_ray.train.training import Trainer, evaluate, seed_everything
+from lstm_ray.train.transfer import CHECKPOINT_FILE, assemble_model, load_source
 
 CPU = torch.device("cpu")
 

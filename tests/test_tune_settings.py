@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lstm_ray.tuning import tune_settings
+from lstm_ray.sweep.tuning import tune_settings
 
 KNOBS = (
     "TUNE_MAX_PENDING_TRIALS_PG",

@@ -13,7 +13,7 @@ from ray import tune
 
 from lstm_ray.config import ExperimentConfig, parse_config
 from lstm_ray.data.dataset import prepare_sweep_data
-from lstm_ray.tuning import build_searcher, build_tuner, prepare_tune, tune_settings
+from lstm_ray.sweep.tuning import build_searcher, build_tuner, prepare_tune, tune_settings
 
 
 class Recorder(tune.Callback):

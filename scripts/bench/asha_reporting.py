@@ -70,8 +70,8 @@ def measure(configs: list[dict]) -> dict[str, dict]:
 
     from lstm_ray.config import apply_params, parse_config
     from lstm_ray.data.dataset import prepare_dataset, window_settings
-    from lstm_ray.trainable import build_trainer, window_setting
-    from lstm_ray.training import evaluate, run_epochs, seed_everything
+    from lstm_ray.sweep.trainable import build_trainer, window_setting
+    from lstm_ray.train.training import evaluate, run_epochs, seed_everything
 
     torch.set_num_threads(1)
     base = parse_config(BASE)
@@ -116,7 +116,7 @@ def ray_default(seed: int):
 
 def lstm_ray(seed: int):
     from lstm_ray.config import parse_config
-    from lstm_ray.searchers import build_searcher
+    from lstm_ray.search.searchers import build_searcher
 
     raw = json.loads(json.dumps(BASE))
     raw["search"]["seed"] = seed

@@ -66,8 +66,8 @@ def run(cfg: ExperimentConfig) -> dict:
     from ray import tune
     from ray.tune.execution.tune_controller import TuneController
 
-    from lstm_ray.trainable import checkpoint_config
-    from lstm_ray.tuning import build_param_space, build_scheduler, build_searcher
+    from lstm_ray.sweep.trainable import checkpoint_config
+    from lstm_ray.sweep.tuning import build_param_space, build_scheduler, build_searcher
 
     snapshots = {"count": 0, "seconds": 0.0}
     save_to_dir = TuneController.save_to_dir

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, state: Path, address: str) -> dict:
     import ray
     from ray import tune
 
-    from lstm_ray.tuning import build_param_space, build_scheduler, build_searcher
+    from lstm_ray.sweep.tuning import build_param_space, build_scheduler, build_searcher
 
     cfg = parse_config(
         {

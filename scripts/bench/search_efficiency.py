@@ -67,7 +67,7 @@ def curve_from_mlflow(cfg: ExperimentConfig, parent_run_id: str, started_ms: int
 def run_ray_strategy(cfg: ExperimentConfig, data: PreparedData) -> list[tuple[float, int, float]]:
     import ray
 
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     started_ms = int(time.time() * 1000)
     summary = run_sweep(cfg, config_text="", data=data)

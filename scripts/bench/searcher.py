@@ -17,7 +17,7 @@ import time
 from common import save
 
 from lstm_ray.config import parse_config
-from lstm_ray.searchers import build_searcher
+from lstm_ray.search.searchers import build_searcher
 
 SPACE = {"train.lr": {"loguniform": [1e-4, 1e-1]}, "model.hidden_size": {"choice": [8, 16, 32]}}
 

@@ -29,9 +29,9 @@ from ray import tune
 
 from lstm_ray.config import ExperimentConfig, apply_params, parse_config
 from lstm_ray.data.dataset import PreparedData, prepare_dataset
-from lstm_ray.models import build_model
-from lstm_ray.trainable import window_setting
-from lstm_ray.training import fit, seed_everything
+from lstm_ray.sweep.trainable import window_setting
+from lstm_ray.train.models import build_model
+from lstm_ray.train.training import fit, seed_everything
 
 SLOTS = 2
 SPACE = {
@@ -110,7 +110,7 @@ def run_lstm_ray(
     """`run_sweep` as `lstm-ray tune` runs it; returns wall seconds, the trials and the sweep's phases."""
     import ray
 
-    from lstm_ray.tuning import run_sweep
+    from lstm_ray.sweep.tuning import run_sweep
 
     clock = SweepClock()
     run_sweep(cfg, config_text="", data=data, address=address, callbacks=[clock])

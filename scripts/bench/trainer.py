@@ -18,8 +18,8 @@ from torch import nn
 
 from lstm_ray.config import ModelConfig, TrainConfig
 from lstm_ray.data.windows import Windows
-from lstm_ray.models import build_model
-from lstm_ray.training import fit, seed_everything
+from lstm_ray.train.models import build_model
+from lstm_ray.train.training import fit, seed_everything
 
 LOOKBACK, FEATURES, BATCH = 32, 8, 64
 

@@ -13,7 +13,7 @@ from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, s
 from tune_runs import kill_session
 
 from chaos.sweeps import run_cli, tune_rows, wait_until
-from lstm_ray.resume import INFO_FILE
+from lstm_ray.storage import INFO_FILE
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -24,21 +23,18 @@ from ray import tune
 from ray.tune.search import SearchAlgorithm, Searcher
 
 from lstm_ray import outcomes
-from lstm_ray.budgets import TargetReached, limit_trials
-from lstm_ray.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
-from lstm_ray.manifest import build_manifest
-from lstm_ray.models import model_from_state
-from lstm_ray.progress import ProgressLine, shorten_trial_errors
-from lstm_ray.reevaluate import Reevaluation, reevaluate
 from lstm_ray.reports import SweepRecord, trial_size
-from lstm_ray.resume import save_resume_info
-from lstm_ray.schedulers import build_scheduler
-from lstm_ray.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
-from lstm_ray.serving import raw_example
-from lstm_ray.tracking import SweepTracker, UntrackedSweep, start_tracking
-from lstm_ray.trainable import (
+from lstm_ray.search.budgets import TargetReached, limit_trials
+from lstm_ray.search.schedulers import build_scheduler
+from lstm_ray.search.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
+from lstm_ray.storage import as_uri, save_resume_info, sweep_folder_name
+from lstm_ray.sweep.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
+from lstm_ray.sweep.manifest import build_manifest
+from lstm_ray.sweep.progress import ProgressLine, shorten_trial_errors
+from lstm_ray.sweep.reevaluate import Reevaluation, reevaluate
+from lstm_ray.sweep.trainable import (
     checkpoint_config,
     load_checkpoint_state,
     refit_on_holdout,
@@ -46,8 +42,11 @@ from lstm_ray.trainable import (
     train_trial,
     window_setting,
 )
-from lstm_ray.training import evaluate
-from lstm_ray.warm_start import warm_start_points
+from lstm_ray.sweep.warm_start import warm_start_points
+from lstm_ray.tracking import SweepTracker, UntrackedSweep, start_tracking
+from lstm_ray.tracking.serving import raw_example
+from lstm_ray.train.models import model_from_state
+from lstm_ray.train.training import evaluate
 
 __all__ = [
     "SweepSummary",
@@ -130,8 +129,8 @@ def run_sweep(
     if isinstance(tracker, SweepTracker):  # a trial's size goes with its end write, not in a call of its own
         tracker.callback.sizes = lambda config: trial_size(apply_params(cfg, config), data)
     try:
-        name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        save_resume_info(storage_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
+        name = sweep_folder_name(cfg)
+        save_resume_info(as_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
         # Named up front so whoever follows the log (`lstm-ray submit --follow`) can open the run while it runs.
         print(f"Sweep {name}: MLflow parent run {tracker.parent_run_id or '- (tracking.enabled: false)'}", flush=True)
         progress = ProgressLine(cfg.search.metric, cfg.search.mode, planned_trials(cfg), cfg.train.max_epochs)
@@ -262,7 +261,7 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=storage_uri(cfg.storage.path),
+            storage_path=as_uri(cfg.storage.path),
             callbacks=[*callbacks, *result_loggers(cfg)],
             stop=TargetReached.from_config(cfg),
             verbose=2 if verbose else 0,
@@ -356,10 +355,6 @@ def _finish(
         failures=failures,
         reevaluation=reevaluation,
     )
-
-
-def storage_uri(path: str) -> str:
-    return path if "://" in path else str(Path(path).resolve())
 
 
 def planned_trials(cfg: ExperimentConfig) -> int:

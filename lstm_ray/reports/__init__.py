@@ -25,6 +25,7 @@ import yaml
 
 from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params
+from lstm_ray.search.fidelity import asha_rungs
 
 COLORS = {outcomes.COMPLETED: "tab:green", outcomes.STOPPED_EARLY: "tab:gray", outcomes.FAILED: "tab:red"}
 TOP_TRIALS = 10
@@ -154,15 +155,6 @@ class SweepRecord:
         return board.reset_index(drop=True)
 
 
-def asha_rungs(scheduler: str, grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
-    """ASHA's rung epochs below max_t, as Ray's first bracket places them; none for other schedulers."""
-    if scheduler != "asha":
-        return []
-    grace = min(grace_period, max_t)
-    count = int(math.log(max_t / grace) / math.log(reduction_factor) + 1)
-    return [r for r in (grace * reduction_factor**k for k in range(count)) if r < max_t]
-
-
 def trial_size(cfg: ExperimentConfig, data: Any) -> tuple[float, float]:
     """(trainable parameters, training windows) of a trial whose resolved config is `cfg`.
 
@@ -170,8 +162,8 @@ def trial_size(cfg: ExperimentConfig, data: Any) -> tuple[float, float]:
     """
     import torch
 
-    from lstm_ray.models import build_model
-    from lstm_ray.trainable import window_setting
+    from lstm_ray.sweep.trainable import window_setting
+    from lstm_ray.train.models import build_model
 
     classify = data.task == "classify"
     with torch.device("meta"):
@@ -213,7 +205,7 @@ def write_report(record: SweepRecord, folder: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from lstm_ray import report_figures
+    from lstm_ray.reports import figures as report_figures
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -314,8 +306,9 @@ def report_sweep(
     """
     from lstm_ray.config import StorageConfig, TrackingConfig, load_config
     from lstm_ray.errors import ConfigError
-    from lstm_ray.outbox import _as_uri, replay_spilled
+    from lstm_ray.storage import as_uri
     from lstm_ray.tracking import TAG_ROLE, connect
+    from lstm_ray.tracking.outbox import replay_spilled
 
     experiment_name, tracking, storage_cfg = name, TrackingConfig(), StorageConfig()
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
@@ -323,7 +316,7 @@ def report_sweep(
         experiment_name, tracking, storage_cfg = cfg.experiment_name, cfg.tracking, cfg.storage
     uri = tracking_uri or tracking.uri
     client = connect(uri)
-    replay_spilled(_as_uri(storage or storage_cfg.path), timeout=tracking.flush_timeout_s)
+    replay_spilled(as_uri(storage or storage_cfg.path), timeout=tracking.flush_timeout_s)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         known = ", ".join(e.name for e in client.search_experiments()) or "none"

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_ray.config import ModelConfig
-from lstm_ray.recurrent import State, dropout_masks, unrolled
+from lstm_ray.train.recurrent import State, dropout_masks, unrolled
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}

@@ -28,8 +28,8 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 from lstm_ray.config import TrainConfig
 from lstm_ray.data.windows import Windows
 from lstm_ray.errors import ConfigError
-from lstm_ray.metrics import TASK_METRICS, classification_metrics, forecast_metrics
-from lstm_ray.schedules import EarlyStopping, LearningRate
+from lstm_ray.train.lr_schedules import EarlyStopping, LearningRate
+from lstm_ray.train.metrics import TASK_METRICS, classification_metrics, forecast_metrics
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
 OPTIMIZERS = {

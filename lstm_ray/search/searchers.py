@@ -25,7 +25,7 @@ from ray import tune
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from lstm_ray.config import MODEL_BASED, ExperimentConfig
-from lstm_ray.search_space import Distribution, resolve_fixed_conditions
+from lstm_ray.config.space import Distribution, resolve_fixed_conditions
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _hyperopt(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
 
 
 def _hyperopt_searcher(cfg: ExperimentConfig, known: list[KnownPoint], algo: Callable | None) -> Searcher:
-    from lstm_ray.hyperopt_tree import TreeHyperOptSearch
+    from lstm_ray.search.hyperopt_tree import TreeHyperOptSearch
 
     search = cfg.search
     return TreeHyperOptSearch(
@@ -147,7 +147,7 @@ def _bayesopt(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
 
 
 def _optuna_searcher(cfg: ExperimentConfig, known: list[KnownPoint], sampler: Any) -> Searcher:
-    from lstm_ray.optuna_space import EpochAwareOptunaSearch
+    from lstm_ray.search.optuna_space import EpochAwareOptunaSearch
 
     search = cfg.search
     return EpochAwareOptunaSearch(

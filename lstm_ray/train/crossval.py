@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lstm_ray.training import Trainer
+from lstm_ray.train.training import Trainer
 
 
 class FoldTrainers:

@@ -17,8 +17,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 from ray.tune.search.optuna import OptunaSearch
 
-from lstm_ray.fidelity import Fidelity
-from lstm_ray.search_space import Distribution
+from lstm_ray.config.space import Distribution
+from lstm_ray.search.fidelity import Fidelity
 
 STUDY = "lstm-ray"
 

@@ -17,8 +17,8 @@ import math
 from typing import Any
 
 from lstm_ray.config import ExperimentConfig
-from lstm_ray.search_space import Distribution, active_params
-from lstm_ray.searchers import KnownPoint, search_space
+from lstm_ray.config.space import Distribution, active_params
+from lstm_ray.search.searchers import KnownPoint, search_space
 from lstm_ray.tracking import sweep_trials
 
 log = logging.getLogger(__name__)

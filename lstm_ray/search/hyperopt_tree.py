@@ -20,8 +20,8 @@ from hyperopt import hp
 from hyperopt.fmin import generate_trial
 from ray.tune.search.hyperopt import HyperOptSearch
 
-from lstm_ray.fidelity import Fidelity, ranked_loss
-from lstm_ray.search_space import Distribution
+from lstm_ray.config.space import Distribution
+from lstm_ray.search.fidelity import Fidelity, ranked_loss
 
 
 class TreeHyperOptSearch(HyperOptSearch):

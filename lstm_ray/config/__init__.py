@@ -20,9 +20,9 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from lstm_ray.config.space import Distribution, parse_distribution
 from lstm_ray.errors import ConfigError
-from lstm_ray.metrics import TASK_METRICS
-from lstm_ray.search_space import Distribution, parse_distribution
+from lstm_ray.train.metrics import TASK_METRICS
 
 __all__ = [
     "ConfigError",
@@ -493,6 +493,22 @@ def _check_name(name: str) -> None:
             f"{name!r} names the results folder, so it must be one plain name of at most {MAX_NAME} characters "
             "without '/', '\\' or control characters; use e.g. co2-lstm",
         )
+
+
+def dotted_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as plain data (`ExperimentConfig.to_dict()`) keyed `section.key`, one level deep, so lists and the
+    search space stay whole values; top-level values such as `name` keep their key.
+
+    >>> dotted_keys({"name": "co2", "train": {"lr": 0.01, "max_epochs": 20}})
+    {'name': 'co2', 'train.lr': 0.01, 'train.max_epochs': 20}
+    """
+    flat: dict[str, Any] = {}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            flat |= {f"{section}.{key}": value for key, value in values.items()}
+        else:
+            flat[section] = values
+    return flat
 
 
 def apply_params(cfg: ExperimentConfig, params: dict[str, Any]) -> ExperimentConfig:

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from lstm_ray.config import ExperimentConfig
-from lstm_ray.embeddings import read_vectors
 from lstm_ray.errors import ConfigError
-from lstm_ray.models import SequenceModel, build_model, part_of
+from lstm_ray.train.embeddings import read_vectors
+from lstm_ray.train.models import SequenceModel, build_model, part_of
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _describe(key: str, ours: torch.Tensor, theirs: torch.Tensor | None) -> str:
 def _mlflow_weights(uri: str, tracking_uri: str | None) -> dict[str, Any]:
     import mlflow
 
-    from lstm_ray.serving import load_network
+    from lstm_ray.tracking.serving import load_network
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)

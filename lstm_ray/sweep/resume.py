@@ -12,7 +12,6 @@ run instead of opening a new one. The parent run ends FINISHED when the sweep do
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -23,59 +22,9 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from lstm_ray.config import ExperimentConfig, parse_config
-from lstm_ray.errors import ConfigError
-
-INFO_FILE = "lstm-ray-sweep.json"
+from lstm_ray.storage import find_sweep, load_resume_info
 
 log = logging.getLogger(__name__)
-
-
-def save_resume_info(storage: str, name: str, cfg: ExperimentConfig, parent_run_id: str) -> None:
-    """Write what `lstm-ray resume` needs into the sweep's folder `storage`/`name` (local path or URI)."""
-    fs, root = pafs.FileSystem.from_uri(_uri(storage))
-    folder = f"{root}/{name}"
-    fs.create_dir(folder, recursive=True)
-    info = {"config": cfg.to_dict(), "parent_run_id": parent_run_id, "cwd": os.getcwd()}
-    with fs.open_output_stream(f"{folder}/{INFO_FILE}") as out:
-        out.write(json.dumps(info, indent=1, default=str).encode())
-
-
-def load_resume_info(folder: str) -> tuple[ExperimentConfig, str, str]:
-    """(config, parent run id, working directory) of the sweep in `folder`."""
-    fs, root = pafs.FileSystem.from_uri(_uri(folder))
-    try:
-        with fs.open_input_stream(f"{root}/{INFO_FILE}") as stream:
-            info = json.loads(stream.read())
-    except (FileNotFoundError, OSError):
-        raise ConfigError(
-            "NAME_OR_PATH", f"{folder} holds no {INFO_FILE}; pass a folder an lstm-ray sweep wrote, or its name"
-        ) from None
-    return parse_config(info["config"]), info["parent_run_id"], info["cwd"]
-
-
-def find_sweep(name_or_path: str, storage: str) -> str:
-    """The sweep folder: `name_or_path` itself when it is one, else the latest `<name>-<timestamp>` in `storage`."""
-    fs, root = pafs.FileSystem.from_uri(_uri(name_or_path))
-    if fs.get_file_info(f"{root}/{INFO_FILE}").type == pafs.FileType.File:
-        return _uri(name_or_path)
-    fs, root = pafs.FileSystem.from_uri(_uri(storage))
-    found = [
-        info.base_name
-        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-        if info.type == pafs.FileType.Directory
-        and info.base_name.startswith(f"{name_or_path}-")
-        and fs.get_file_info(f"{info.path}/{INFO_FILE}").type == pafs.FileType.File
-    ]
-    if not found:
-        raise ConfigError(
-            "NAME_OR_PATH",
-            f"{name_or_path!r} is neither a sweep folder nor the name of a sweep under {storage}; "
-            "pass the folder the sweep printed, or --storage where its results are",
-        )
-    # <name>-YYYYmmdd-HHMMSS sorts by time; a longer name sharing the prefix has a non-digit after it.
-    latest = max(n for n in found if n.removeprefix(f"{name_or_path}-").replace("-", "").isdigit())
-    return f"{_uri(storage).rstrip('/')}/{latest}"
 
 
 def resume_sweep(
@@ -95,8 +44,8 @@ def resume_sweep(
     from ray import tune
 
     from lstm_ray.data.dataset import prepare_sweep_data
+    from lstm_ray.sweep.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable, tune_settings
     from lstm_ray.tracking import OutcomeCounter, SweepTracker, TrialLogger, UntrackedSweep
-    from lstm_ray.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable, tune_settings
 
     folder = find_sweep(name_or_path, storage)
     cfg, parent_run_id, cwd = load_resume_info(folder)
@@ -144,7 +93,7 @@ def recover_deleted_checkpoints(trials: list[Any]) -> dict[str, int]:
     trial's newest checkpoint, saved after the snapshot, is moved into the deleted one's place: the trial goes on
     from there, and Tune's next checkpoint, numbered after the deleted one, finds its folder free.
     """
-    from lstm_ray.trainable import load_checkpoint_state
+    from lstm_ray.sweep.trainable import load_checkpoint_state
 
     recovered = {}
     for trial in trials:
@@ -193,7 +142,3 @@ def saved_results(snapshot: Any) -> dict[str, list[dict[str, Any]]]:
 
 def _without_gaps(row: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
-
-
-def _uri(path: str) -> str:
-    return path if "://" in path else str(Path(path).resolve())

@@ -20,12 +20,12 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
 from lstm_ray.config import ExperimentConfig, apply_params
-from lstm_ray.crossval import FoldTrainers
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import WindowSetting
-from lstm_ray.schedulers import carry_hyperparameters
-from lstm_ray.training import Trainer, run_epochs, seed_everything, select_device
-from lstm_ray.transfer import CHECKPOINT_FILE, assemble_model
+from lstm_ray.search.schedulers import carry_hyperparameters
+from lstm_ray.train.crossval import FoldTrainers
+from lstm_ray.train.training import Trainer, run_epochs, seed_everything, select_device
+from lstm_ray.train.transfer import CHECKPOINT_FILE, assemble_model
 
 
 def train_trial(params: dict[str, Any], *, experiment: ExperimentConfig, data: PreparedData) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 from ray import tune
 from ray.tune.search import Searcher
 
-from lstm_ray.budgets import limit_trials
 from lstm_ray.config import ExperimentConfig
+from lstm_ray.search.budgets import limit_trials
+from lstm_ray.sweep.trainable import checkpoint_config, result_loggers
 from lstm_ray.tracking import SweepTracker
-from lstm_ray.trainable import checkpoint_config, result_loggers
 
 PHASE = "reevaluation"
 

@@ -30,6 +30,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from lstm_ray.storage import as_uri
+
 log = logging.getLogger(__name__)
 
 TAG_TRIAL_ID = "lstm_ray.trial_id"
@@ -141,7 +143,7 @@ class Outbox:
 
     def spill(self, folder_uri: str) -> str:
         """Write the unsent writes and the files they upload to `folder_uri` (local path or URI)."""
-        self.spill_to(*pafs.FileSystem.from_uri(_as_uri(folder_uri)))
+        self.spill_to(*pafs.FileSystem.from_uri(as_uri(folder_uri)))
         return folder_uri
 
     def spill_to(self, fs: pafs.FileSystem, root: str) -> None:
@@ -278,7 +280,7 @@ class Outbox:
         elif write.kind == "artifacts":
             self.client.log_artifacts(self._run_id(write.trial_id), write.source, write.artifact_path or None)
         elif write.kind == "model":
-            from lstm_ray.serving import log_serving_model
+            from lstm_ray.tracking.serving import log_serving_model
 
             self.model_uri = log_serving_model(
                 self.client.tracking_uri, self.parent_run_id, write.source, write.register_as or None
@@ -327,7 +329,7 @@ def replay_spilled(storage_uri: str, timeout: float = 60.0) -> list[str]:
     A spill whose server is still unreachable after `timeout` seconds is written back, unchanged in order,
     for the next attempt.
     """
-    fs, root = pafs.FileSystem.from_uri(_as_uri(f"{storage_uri.rstrip('/')}/{SPILL_FOLDER}"))
+    fs, root = pafs.FileSystem.from_uri(as_uri(f"{storage_uri.rstrip('/')}/{SPILL_FOLDER}"))
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return []
     delivered = []
@@ -364,10 +366,6 @@ def _replay_one(fs: pafs.FileSystem, folder: str, timeout: float) -> bool:
 def _rejected(err: MlflowException) -> bool:
     """True when the server answered and refused the write (4xx): retrying would fail the same way."""
     return 400 <= err.get_http_status_code() < 500
-
-
-def _as_uri(path: str) -> str:
-    return path if "://" in path else str(Path(path).resolve())
 
 
 def _short(err: Exception) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+import lstm_ray
 from lstm_ray.config import ExperimentConfig, apply_params
 
 PACKAGES = ("lstm-ray", "torch", "ray", "mlflow", "numpy", "pyarrow", "hyperopt", "optuna", "scikit-learn")
@@ -67,7 +68,7 @@ def fingerprint(data: Any) -> str:
 
 def git_state() -> dict[str, Any]:
     """The commit of the lstm_ray checkout and whether it had uncommitted changes ({} outside git)."""
-    folder = Path(__file__).resolve().parent
+    folder = Path(lstm_ray.__file__).resolve().parent
     commit = _git(folder, "rev-parse", "HEAD")
     if not commit:
         return {}

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_ray.capacity import UNLIMITED, NodeType, fits, node_types, trial_demand
 from lstm_ray.config import ExperimentConfig, load_config
+from lstm_ray.storage import as_uri
+from lstm_ray.sweep.capacity import UNLIMITED, NodeType, fits, node_types, trial_demand
 
 __all__ = ["Check", "check_mlflow_uri", "check_resources", "preflight", "run_checks"]
 
@@ -67,7 +68,7 @@ def preflight(
     autoscaler to start one, as the sweep would. ConfigError (exit 2) for a bad config or data.
     """
     if address and address.startswith(("http://", "https://")):
-        from lstm_ray import jobs
+        from lstm_ray.cluster import jobs
 
         waits = ("--timeout", f"{timeout_s:g}", "--node-wait", f"{node_wait_s:g}")
         job = jobs.submit(config, overrides, address, command="preflight", extra_args=waits)
@@ -138,7 +139,7 @@ def check_resources(cfg: ExperimentConfig, nodes: list[dict], types: list[NodeTy
 
 def check_storage(cfg: ExperimentConfig, targets: list[str] | None, waits: Waits) -> Check:
     """Write a marker from the driver, have every node a trial fits on read it and write its own, read those back."""
-    target = cfg.storage.path if "://" in cfg.storage.path else str(Path(cfg.storage.path).resolve())
+    target = as_uri(cfg.storage.path)
     folder = f"{target.rstrip('/')}/{PROBE_FOLDER}/{secrets.token_hex(4)}"
     token = secrets.token_hex(8)
     error = _write_marker(folder, "driver", token)
@@ -230,7 +231,7 @@ def check_mlflow(cfg: ExperimentConfig, targets: list[str] | None, waits: Waits)
 def check_mlflow_uri(uri: str, timeout_s: float) -> str:
     """ "" if the MLflow tracking store at `uri` answers within `timeout_s`, else why not. A SQLite store is
     checked as a file (exists and writable, or its folder does), so the check never creates one."""
-    from lstm_ray.jobs import local_store
+    from lstm_ray.cluster.jobs import local_store
 
     store = local_store(uri) if uri.startswith("sqlite:///") else None
     if store is not None:

@@ -30,8 +30,8 @@ from ray.tune.schedulers import (
 )
 
 from lstm_ray.config import PBT_MUTABLE, ExperimentConfig
-from lstm_ray.search_space import Distribution
-from lstm_ray.searchers import search_space, to_tune_domain
+from lstm_ray.config.space import Distribution
+from lstm_ray.search.searchers import search_space, to_tune_domain
 
 EPOCHS = "training_iteration"  # one Tune result per epoch
 LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")  # where torch optimisers and lr schedules keep learning rates

@@ -57,3 +57,12 @@ def ranked_loss(fidelity: Fidelity, max_epochs: int, mode: str) -> float:
     sign = 1.0 if mode == "min" else -1.0
     value = math.inf if math.isnan(fidelity.best) else sign * fidelity.best
     return (max_epochs - fidelity.reached(max_epochs)) + 0.5 + math.atan(value) / math.pi
+
+
+def asha_rungs(scheduler: str, grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
+    """ASHA's rung epochs below max_t, as Ray's first bracket places them; none for other schedulers."""
+    if scheduler != "asha":
+        return []
+    grace = min(grace_period, max_t)
+    count = int(math.log(max_t / grace) / math.log(reduction_factor) + 1)
+    return [r for r in (grace * reduction_factor**k for k in range(count)) if r < max_t]

@@ -38,18 +38,18 @@ from ray import tune
 from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig
 from lstm_ray.errors import ConfigError
-from lstm_ray.outbox import (
+from lstm_ray.storage import as_uri
+from lstm_ray.tracking.outbox import (
     TAG_MODEL_URI,
     TAG_ROLE,
     TAG_TRIAL_ID,
     Outbox,
     Write,
-    _as_uri,
     log_in_batches,
     replay_spilled,
     spill_folder,
 )
-from lstm_ray.sqlite_store import seed_store
+from lstm_ray.tracking.sqlite_store import seed_store
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class SweepTracker:
     def start(cls, cfg: ExperimentConfig, config_text: str) -> SweepTracker:
         """Create the parent run (raises ConfigError naming tracking.uri when the server cannot be reached),
         then send what earlier sweeps spilled into the same storage."""
-        from lstm_ray.reports import asha_rungs
+        from lstm_ray.search.fidelity import asha_rungs
 
         client = connect(cfg.tracking.uri)
         commit = git_commit()
@@ -286,7 +286,7 @@ class SweepTracker:
         run_id = parent.info.run_id
         log_in_batches(client, run_id, params=sweep_params(cfg))  # the config has over 100 keys
         client.log_text(run_id, config_text, "config.yaml")
-        replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
+        replay_spilled(as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
         search = cfg.search
         max_t = search.max_t or cfg.train.max_epochs
         rungs = tuple(asha_rungs(search.scheduler, search.grace_period, search.reduction_factor, max_t))
@@ -302,7 +302,7 @@ class SweepTracker:
         parent is RUNNING again (a killed driver left it RUNNING, Ctrl-C KILLED). Raises ConfigError naming
         tracking.uri when the server cannot be reached."""
         client = connect(cfg.tracking.uri)
-        replay_spilled(_as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
+        replay_spilled(as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
         try:
             client.update_run(parent_run_id, status="RUNNING")
         except MlflowException as err:
@@ -400,7 +400,7 @@ class SweepTracker:
         `model_uri` holds its URI once `finish` has sent it; it stays "" while the server is unreachable: the
         model then waits with the spilled writes and is logged by the next `replay_spilled`.
         """
-        from lstm_ray.serving import stage_serving_model
+        from lstm_ray.tracking.serving import stage_serving_model
 
         folder = stage_serving_model(self.staging / "model", model, raw_rows, preprocessing, lookback)
         register_as = (self.cfg.tracking.register_as if self.cfg else None) or ""
@@ -431,7 +431,7 @@ class SweepTracker:
         delivered = outbox.close(self._remaining())
         self.model_uri = outbox.model_uri or self.model_uri
         if not delivered and self.cfg is not None:
-            folder = outbox.spill(spill_folder(_as_uri(self.cfg.storage.path), self.parent_run_id))
+            folder = outbox.spill(spill_folder(as_uri(self.cfg.storage.path), self.parent_run_id))
             log.warning(
                 "MLflow at %s stayed unreachable: %d writes kept in %s; `lstm-ray report %s` or the next sweep "
                 "sends them",

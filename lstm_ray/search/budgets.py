@@ -19,7 +19,7 @@ from ray import tune
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, Searcher, SearchGenerator
 
 from lstm_ray.config import ExperimentConfig
-from lstm_ray.metrics import TASK_METRICS
+from lstm_ray.train.metrics import TASK_METRICS
 
 CAP_FILE = "lstm-ray-trial-cap.json"
 
