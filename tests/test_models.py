@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from lstm_ray.config import ModelConfig
-from lstm_ray.train.models import SequenceModel, build_model, count_parameters, freeze
+from lstm_ray.train.models import SequenceModel, build_model, freeze
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

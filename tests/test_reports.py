@@ -79,7 +79,7 @@ def test_report_is_one_offline_html_page_with_every_figure(tmp_path):
 
 def test_trial_size_counts_the_real_networks_parameters_and_windows(tiny_raw):
     from lstm_ray.data.dataset import prepare_dataset, window_settings
-    from lstm_ray.sweep.trainable import window_setting
+    from lstm_ray.data.windows import window_setting
     from lstm_ray.train.models import build_model
 
     tiny_raw["search"]["space"] = {"data.lookback": {"choice": [8, 16]}}

@@ -13,9 +13,10 @@ from tune_runs import run, tiny
 from lstm_ray.config import apply_params
 from lstm_ray.config.space import parse_distribution
 from lstm_ray.data.dataset import prepare_dataset
-from lstm_ray.search.schedulers import KeepInSpace, carry_hyperparameters
+from lstm_ray.search.schedulers import KeepInSpace
 from lstm_ray.sweep.trainable import build_trainer, load_checkpoint_state
 from lstm_ray.sweep.tuning import run_sweep
+from lstm_ray.train.training import carry_hyperparameters
 
 # Learning rate 1e-4 learns almost nothing in 4 epochs: a scheduler that works stops those trials.
 SLOW_AND_FAST = {"train.lr": {"choice": [1.0e-4, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}}

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lstm_ray
 from lstm_ray.config import ExperimentConfig, load_config
 from lstm_ray.errors import ConfigError
 
@@ -47,6 +46,10 @@ JOB_ENV = {
     "RAY_JOB_STOP_WAIT_TIME_S": "60",
 }
 PARENT_RUN = re.compile(r"parent run ([0-9a-f]{32})")  # how the driver names the sweep's MLflow parent run
+
+PACKAGE_FOLDER = Path(__file__).resolve().parents[1]  # lstm_ray/
+META_EXPERIMENT = "lstm_ray.experiment"  # the Ray job's metadata: where its MLflow runs go
+META_TRACKING_URI = "lstm_ray.tracking_uri"
 
 
 @dataclass
@@ -82,7 +85,7 @@ def submit(
         shutil.copyfile(config, folder / Path(config).name)
         runtime_env = {
             "working_dir": str(folder),
-            "py_modules": [str(Path(lstm_ray.__file__).parent)],
+            "py_modules": [str(PACKAGE_FOLDER)],
             "excludes": ["__pycache__", "*.pyc"],
             "env_vars": dict(JOB_ENV),
         }
@@ -92,7 +95,7 @@ def submit(
                 entrypoint=entrypoint(argv, sqlite_folder(cfg.tracking.uri)),
                 submission_id=f"{_slug(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
                 runtime_env=runtime_env,
-                metadata={"lstm_ray.experiment": cfg.experiment_name, "lstm_ray.tracking_uri": cfg.tracking.uri},
+                metadata={META_EXPERIMENT: cfg.experiment_name, META_TRACKING_URI: cfg.tracking.uri},
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -251,8 +254,8 @@ def job_lines(info: Any, address: str) -> list[str]:
         lines.append(f"  started {start}{took}")
     lines.append(f"  dashboard: {address}/#/jobs/{info.submission_id}")
     meta = info.metadata or {}
-    if "lstm_ray.experiment" in meta:
-        lines.append(f"  MLflow: experiment {meta['lstm_ray.experiment']!r} at {meta['lstm_ray.tracking_uri']}")
+    if META_EXPERIMENT in meta:
+        lines.append(f"  MLflow: experiment {meta[META_EXPERIMENT]!r} at {meta[META_TRACKING_URI]}")
     return lines
 
 

@@ -19,7 +19,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
-from lstm_ray.errors import DataError
+from lstm_ray.errors import DataError, one_line
 
 __all__ = ["BUILTIN_PREFIX", "FORMATS", "read_table"]
 
@@ -44,7 +44,7 @@ def read_table(source: str) -> pa.Table:
     try:
         info = filesystem.get_file_info(path)
     except (pa.ArrowException, OSError) as err:
-        raise DataError("data.source", f"cannot open {source!r}: {_one_line(err)}") from None
+        raise DataError("data.source", f"cannot open {source!r}: {one_line(err)}") from None
     if info.type == pafs.FileType.NotFound:
         raise DataError("data.source", f"{source!r} not found; check the path or use builtin:co2")
     if info.type not in (pafs.FileType.File, pafs.FileType.Directory):  # a pipe or device would block or never end
@@ -54,7 +54,7 @@ def read_table(source: str) -> pa.Table:
             return _read_folder(source, filesystem, path)
         return _read_file(source, filesystem, path)
     except (pa.ArrowException, OSError) as err:
-        raise DataError("data.source", f"cannot read {source!r}: {_one_line(err)}") from None
+        raise DataError("data.source", f"cannot read {source!r}: {one_line(err)}") from None
 
 
 def _open_filesystem(source: str) -> tuple[pafs.FileSystem, str]:
@@ -62,7 +62,7 @@ def _open_filesystem(source: str) -> tuple[pafs.FileSystem, str]:
         uri = source if "://" in source else str(Path(source).expanduser().resolve())
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowException, OSError, ValueError, RuntimeError) as err:  # ValueError: a NUL; Runtime: a link loop
-        raise DataError("data.source", f"cannot open {source!r}: {_one_line(err)}") from None
+        raise DataError("data.source", f"cannot open {source!r}: {one_line(err)}") from None
 
 
 def _read_file(source: str, filesystem: pafs.FileSystem, path: str) -> pa.Table:
@@ -118,9 +118,3 @@ def _hidden(name: str, base: str) -> bool:
     """Files Spark, Hive and friends leave beside the data (_SUCCESS, .crc, _metadata)."""
     parts = PurePosixPath(name).relative_to(PurePosixPath(base)).parts if name.startswith(base) else (name,)
     return any(part.startswith(("_", ".")) for part in parts)
-
-
-def _one_line(err: Exception) -> str:
-    """The error's text on one line of printable characters (a parse error may quote binary bytes)."""
-    text = "".join(c if c.isprintable() else " " for c in str(err))
-    return " ".join(text.split())[:300]

@@ -10,11 +10,13 @@ observed at prediction time), but their targets lie wholly inside their own spli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstm_ray.errors import DataError
+if TYPE_CHECKING:
+    from lstm_ray.config import ExperimentConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -26,6 +28,11 @@ class WindowSetting:
     stride: int
 
 
+def window_setting(cfg: ExperimentConfig) -> WindowSetting:
+    """The (lookback, horizon, stride) one trial's resolved config asks for."""
+    return WindowSetting(cfg.data.lookback, cfg.data.horizon, cfg.data.stride)
+
+
 @dataclass
 class Windows:
     x: np.ndarray  # (windows, lookback, features) float32; classify: (sequences, steps, features) zero-padded
@@ -34,25 +41,6 @@ class Windows:
 
     def __len__(self) -> int:
         return len(self.x)
-
-
-def make_windows(
-    values: np.ndarray,
-    inputs: list[int],
-    targets: list[int],
-    bounds: tuple[int, int],
-    setting: WindowSetting,
-    series_start: int = 0,
-    target_ok: np.ndarray | None = None,
-) -> Windows:
-    """Windows whose targets start in [bounds) and end inside it; inputs are the `lookback` rows before,
-    never before `series_start`. With `target_ok` (one bool per row), windows with a bad target row are left
-    out. Raises DataError when no window fits."""
-    starts = window_starts(bounds, setting, series_start, target_ok)
-    if len(starts) == 0:
-        start, end = bounds
-        raise DataError("data.lookback", f"no window fits rows {start}-{end}; lower data.lookback or data.horizon")
-    return _cut(values, inputs, targets, starts, setting)
 
 
 def window_starts(

@@ -48,6 +48,29 @@ class Fidelity:
         return max_epochs if self.finished else min(self.epochs, max_epochs)
 
 
+class TrialFidelities:
+    """The Fidelity of every trial a model-based searcher has heard of, by Tune trial id: the bookkeeping the
+    HyperOpt and Optuna searchers share. Plain attributes, since Ray pickles searchers to save a sweep."""
+
+    def __init__(self, metric: str, mode: str):
+        self.metric, self.mode = metric, mode
+        self.trials: dict[str, Fidelity] = {}
+
+    def heard(self, trial_id: str, result: dict[str, Any]) -> Fidelity:
+        """Take one reported epoch of a running trial into account; its fidelity so far."""
+        fidelity = self.trials.setdefault(trial_id, Fidelity())
+        fidelity.update(result, self.metric, self.mode)
+        return fidelity
+
+    def ended(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> Fidelity | None:
+        """Forget an ended trial; its final fidelity, or None when it failed or reported nothing."""
+        fidelity = self.trials.pop(trial_id, Fidelity())
+        if not result or error:
+            return None
+        fidelity.update(result, self.metric, self.mode)
+        return fidelity
+
+
 def ranked_loss(fidelity: Fidelity, max_epochs: int, mode: str) -> float:
     """A loss (lower is better) whose order is: more epochs first, then the better best-so-far value.
 

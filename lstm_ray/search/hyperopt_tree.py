@@ -21,7 +21,7 @@ from hyperopt.fmin import generate_trial
 from ray.tune.search.hyperopt import HyperOptSearch
 
 from lstm_ray.config.space import Distribution
-from lstm_ray.search.fidelity import Fidelity, ranked_loss
+from lstm_ray.search.fidelity import Fidelity, TrialFidelities, ranked_loss
 
 
 class TreeHyperOptSearch(HyperOptSearch):
@@ -40,7 +40,7 @@ class TreeHyperOptSearch(HyperOptSearch):
         max_history: int | None = None,  # scored trials the model is fitted on (None: all); see BoundedHistory
     ):
         self.tree, self.max_epochs = space, max_epochs
-        self.fidelity: dict[str, Fidelity] = {}
+        self.fidelities = TrialFidelities(metric, mode)
         super().__init__(
             space=hyperopt_space(space),
             metric=metric,
@@ -70,8 +70,7 @@ class TreeHyperOptSearch(HyperOptSearch):
         return None if config is None else flatten_branches(config)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        fidelity = self.fidelity.setdefault(trial_id, Fidelity())
-        fidelity.update(result, self._metric, self._mode)
+        fidelity = self.fidelities.heard(trial_id, result)
         super().on_trial_result(trial_id, result)
         doc = self._get_hyperopt_trial(trial_id)
         if doc is not None and not math.isnan(fidelity.best):
@@ -95,9 +94,8 @@ class TreeHyperOptSearch(HyperOptSearch):
         return by_tid[live[0]]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        fidelity = self.fidelity.pop(trial_id, Fidelity())
-        if result and not error:
-            fidelity.update(result, self._metric, self._mode)
+        fidelity = self.fidelities.ended(trial_id, result, error)
+        if fidelity is not None:
             # metric_op is +1 or -1, its own inverse: HyperOpt gets exactly ranked_loss.
             result = {self._metric: self.metric_op * ranked_loss(fidelity, self.max_epochs, self._mode)}
         super().on_trial_complete(trial_id, result, error)

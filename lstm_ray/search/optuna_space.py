@@ -18,7 +18,7 @@ from optuna.trial import TrialState, create_trial
 from ray.tune.search.optuna import OptunaSearch
 
 from lstm_ray.config.space import Distribution
-from lstm_ray.search.fidelity import Fidelity
+from lstm_ray.search.fidelity import TrialFidelities
 
 STUDY = "lstm-ray"
 
@@ -52,7 +52,7 @@ class EpochAwareOptunaSearch(OptunaSearch):
         known: Sequence[Any] = (),  # searchers.KnownPoint
     ):
         self.max_epochs = max_epochs
-        self.fidelity: dict[str, Fidelity] = {}
+        self.fidelities = TrialFidelities(metric, mode)
         storage = optuna.storages.InMemoryStorage()
         direction = "minimize" if mode == "min" else "maximize"
         study = optuna.create_study(storage=storage, study_name=STUDY, direction=direction, sampler=sampler)
@@ -69,15 +69,13 @@ class EpochAwareOptunaSearch(OptunaSearch):
         )
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        fidelity = self.fidelity.setdefault(trial_id, Fidelity())
-        fidelity.update(result, self.metric, self.mode)
+        fidelity = self.fidelities.heard(trial_id, result)
         if fidelity.best == fidelity.best:  # not NaN: Optuna keeps one intermediate value per epoch
             super().on_trial_result(trial_id, result | {self.metric: fidelity.best})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        fidelity = self.fidelity.pop(trial_id, Fidelity())
-        if result and not error:
-            fidelity.update(result, self.metric, self.mode)
+        fidelity = self.fidelities.ended(trial_id, result, error)
+        if fidelity is not None:
             if fidelity.reached(self.max_epochs) < self.max_epochs or fidelity.best != fidelity.best:
                 result = None  # Ray tells Optuna "pruned" when there is no value and no error
             else:

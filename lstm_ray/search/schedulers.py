@@ -34,7 +34,6 @@ from lstm_ray.config.space import Distribution
 from lstm_ray.search.searchers import search_space, to_tune_domain
 
 EPOCHS = "training_iteration"  # one Tune result per epoch
-LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")  # where torch optimisers and lr schedules keep learning rates
 
 
 def build_scheduler(cfg: ExperimentConfig) -> TrialScheduler:
@@ -141,28 +140,3 @@ def _clip(dist: Distribution, value: float) -> float:
         value = low + round((value - low) / step) * step
         return min(max(value, low), low + math.floor((high - low) / step) * step)
     return min(max(value, low), high)
-
-
-def carry_hyperparameters(state: dict[str, Any] | None, cfg: ExperimentConfig) -> dict[str, Any] | None:
-    """A restored checkpoint made to follow the trial's current optimiser values.
-
-    A checkpoint stores the optimiser's learning rate, weight decay and momentum. After PBT copies it to a
-    trial with perturbed values, those stored values would silently win: this rescales every learning rate
-    in the optimiser and its schedule by new lr / saved lr, and sets weight decay and momentum. A checkpoint
-    of the trial's own config (a plain restore) is returned unchanged in effect.
-    """
-    if state is None or "optimizer" not in state or "config" not in state:
-        return state
-    ratio = cfg.train.lr / state["config"]["train"]["lr"]
-    for group in state["optimizer"]["param_groups"]:
-        for key in LR_KEYS:
-            if key in group:
-                group[key] *= ratio
-        for key in ("weight_decay", "momentum"):
-            if key in group:
-                group[key] = getattr(cfg.train, key)
-    per_batch = (state.get("schedule") or {}).get("per_batch") or {}
-    for key in ("base_lrs", "_last_lr"):
-        if key in per_batch:
-            per_batch[key] = [lr * ratio for lr in per_batch[key]]
-    return state

@@ -24,7 +24,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
-from lstm_ray.config import MODEL_BASED, ExperimentConfig
+from lstm_ray.config import MODEL_BASED, ExperimentConfig, dotted_keys
 from lstm_ray.config.space import Distribution, resolve_fixed_conditions
 
 
@@ -39,12 +39,7 @@ class KnownPoint:
 
 def search_space(cfg: ExperimentConfig) -> dict[str, Distribution]:
     """The parsed space with conditions on fixed config values decided (see `search_space.py`)."""
-    base = {
-        f"{section}.{key}": value
-        for section, values in cfg.to_dict().items()
-        if isinstance(values, dict)
-        for key, value in values.items()
-    }
+    base = dotted_keys(cfg.to_dict())
     return resolve_fixed_conditions(cfg.parsed_space(), base)
 
 
@@ -115,13 +110,9 @@ def _hyperopt_searcher(cfg: ExperimentConfig, known: list[KnownPoint], algo: Cal
     search = cfg.search
     return TreeHyperOptSearch(
         search_space(cfg),
-        metric=search.metric,
-        mode=search.mode,
-        max_epochs=cfg.train.max_epochs,
+        **_model_based(cfg, known),
         n_initial_points=search.n_initial_points,
         seed=search.seed,
-        points=search.points_to_evaluate,
-        known=known,
         algo=algo,
         max_history=search.max_history,
     )
@@ -149,16 +140,20 @@ def _bayesopt(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
 def _optuna_searcher(cfg: ExperimentConfig, known: list[KnownPoint], sampler: Any) -> Searcher:
     from lstm_ray.search.optuna_space import EpochAwareOptunaSearch
 
+    return EpochAwareOptunaSearch(search_space(cfg), **_model_based(cfg, known), sampler=sampler)
+
+
+def _model_based(cfg: ExperimentConfig, known: list[KnownPoint]) -> dict[str, Any]:
+    """What both model-based searchers are told: the objective, the full fidelity, the points to try first and
+    the earlier trials to learn from."""
     search = cfg.search
-    return EpochAwareOptunaSearch(
-        search_space(cfg),
-        metric=search.metric,
-        mode=search.mode,
-        max_epochs=cfg.train.max_epochs,
-        sampler=sampler,
-        points=search.points_to_evaluate,
-        known=known,
-    )
+    return {
+        "metric": search.metric,
+        "mode": search.mode,
+        "max_epochs": cfg.train.max_epochs,
+        "points": search.points_to_evaluate,
+        "known": known,
+    }
 
 
 SEARCHERS: dict[str, Callable[[ExperimentConfig, list[KnownPoint]], Searcher | SearchAlgorithm]] = {

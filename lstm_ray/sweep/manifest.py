@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-import lstm_ray
 from lstm_ray.config import ExperimentConfig, apply_params
 
 PACKAGES = ("lstm-ray", "torch", "ray", "mlflow", "numpy", "pyarrow", "hyperopt", "optuna", "scikit-learn")
+
+PACKAGE_FOLDER = Path(__file__).resolve().parents[1]  # lstm_ray/
 
 
 def build_manifest(cfg: ExperimentConfig, data: Any, params: dict[str, Any], reevaluation: Any = None) -> dict:
@@ -68,7 +69,7 @@ def fingerprint(data: Any) -> str:
 
 def git_state() -> dict[str, Any]:
     """The commit of the lstm_ray checkout and whether it had uncommitted changes ({} outside git)."""
-    folder = Path(lstm_ray.__file__).resolve().parent
+    folder = PACKAGE_FOLDER
     commit = _git(folder, "rev-parse", "HEAD")
     if not commit:
         return {}

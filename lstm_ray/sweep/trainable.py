@@ -21,10 +21,10 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCall
 
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData
-from lstm_ray.data.windows import WindowSetting
-from lstm_ray.search.schedulers import carry_hyperparameters
+from lstm_ray.data.windows import window_setting
+from lstm_ray.errors import one_line
 from lstm_ray.train.crossval import FoldTrainers
-from lstm_ray.train.training import Trainer, run_epochs, seed_everything, select_device
+from lstm_ray.train.training import Trainer, carry_hyperparameters, run_epochs, seed_everything, select_device
 from lstm_ray.train.transfer import CHECKPOINT_FILE, assemble_model
 
 
@@ -80,7 +80,7 @@ def memory_limit(megabytes: float | None) -> Iterator[None]:
         where = f"resources.memory_mb={megabytes:g}" if megabytes else "the memory it could get"
         raise TrialOutOfMemory(
             f"out of memory: the trial needed more than {where}; lower train.batch_size, model.hidden_size or "
-            f"data.lookback, or raise resources.memory_mb ({_first_line(err)})"
+            f"data.lookback, or raise resources.memory_mb ({type(err).__name__}: {one_line(err)})"
         ) from None
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
@@ -100,11 +100,6 @@ def _process_memory() -> tuple[int, int]:
 def _out_of_memory(err: BaseException) -> bool:
     text = str(err).lower()
     return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def build_trainer(cfg: ExperimentConfig, data: PreparedData, device: torch.device) -> Trainer | FoldTrainers:
@@ -143,10 +138,6 @@ def refit_on_holdout(cfg: ExperimentConfig, data: PreparedData, epochs: int) -> 
     run_epochs(trainer, lambda metrics, state: None)
     state = trainer.state()
     return {"model": state["model"], "model_args": state["model_args"]}
-
-
-def window_setting(cfg: ExperimentConfig) -> WindowSetting:
-    return WindowSetting(cfg.data.lookback, cfg.data.horizon, cfg.data.stride)
 
 
 def checkpoint_config(cfg: ExperimentConfig) -> tune.CheckpointConfig:

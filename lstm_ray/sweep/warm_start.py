@@ -16,7 +16,7 @@ import logging
 import math
 from typing import Any
 
-from lstm_ray.config import ExperimentConfig
+from lstm_ray.config import ExperimentConfig, dotted_keys
 from lstm_ray.config.space import Distribution, active_params
 from lstm_ray.search.searchers import KnownPoint, search_space
 from lstm_ray.tracking import sweep_trials
@@ -27,12 +27,7 @@ log = logging.getLogger(__name__)
 def warm_start_points(cfg: ExperimentConfig) -> list[KnownPoint]:
     """The usable trials of every sweep `search.warm_start` names (ConfigError for a name MLflow lacks)."""
     space = search_space(cfg)
-    base = {
-        f"{section}.{key}": value
-        for section, values in cfg.to_dict().items()
-        if isinstance(values, dict)
-        for key, value in values.items()
-    }
+    base = dotted_keys(cfg.to_dict())
     points, skipped = [], 0
     for i, name in enumerate(cfg.search.warm_start):
         for trial in sweep_trials(cfg.tracking.uri, name, cfg.search.metric, key=f"search.warm_start[{i}]"):

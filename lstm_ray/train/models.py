@@ -224,10 +224,6 @@ def initialise_recurrent(rnn: nn.RNNBase, cell: str, scheme: str, forget_bias: f
                 forget.fill_(forget_bias if name.startswith("bias_ih") else 0.0)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _valid_steps(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     steps = torch.arange(outputs.shape[1], device=outputs.device)[None, :]
     if lengths is None:

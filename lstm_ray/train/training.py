@@ -25,11 +25,13 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-from lstm_ray.config import TrainConfig
+from lstm_ray.config import ExperimentConfig, TrainConfig
 from lstm_ray.data.windows import Windows
 from lstm_ray.errors import ConfigError
 from lstm_ray.train.lr_schedules import EarlyStopping, LearningRate
 from lstm_ray.train.metrics import TASK_METRICS, classification_metrics, forecast_metrics
+
+LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")  # where torch optimisers and lr schedules keep learning rates
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
 OPTIMIZERS = {
@@ -281,3 +283,28 @@ class _IndexedTensors(TensorDataset):
     def __getitem__(self, index: list[int]) -> tuple[torch.Tensor | None, ...]:
         items = tuple(t[index] for t in self.tensors)
         return items if len(items) == 3 else (*items, None)
+
+
+def carry_hyperparameters(state: dict[str, Any] | None, cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """A restored checkpoint made to follow the trial's current optimiser values.
+
+    A checkpoint stores the optimiser's learning rate, weight decay and momentum. After PBT copies it to a
+    trial with perturbed values, those stored values would silently win: this rescales every learning rate
+    in the optimiser and its schedule by new lr / saved lr, and sets weight decay and momentum. A checkpoint
+    of the trial's own config (a plain restore) is returned unchanged in effect.
+    """
+    if state is None or "optimizer" not in state or "config" not in state:
+        return state
+    ratio = cfg.train.lr / state["config"]["train"]["lr"]
+    for group in state["optimizer"]["param_groups"]:
+        for key in LR_KEYS:
+            if key in group:
+                group[key] *= ratio
+        for key in ("weight_decay", "momentum"):
+            if key in group:
+                group[key] = getattr(cfg.train, key)
+    per_batch = (state.get("schedule") or {}).get("per_batch") or {}
+    for key in ("base_lrs", "_last_lr"):
+        if key in per_batch:
+            per_batch[key] = [lr * ratio for lr in per_batch[key]]
+    return state

@@ -70,7 +70,8 @@ def measure(configs: list[dict]) -> dict[str, dict]:
 
     from lstm_ray.config import apply_params, parse_config
     from lstm_ray.data.dataset import prepare_dataset, window_settings
-    from lstm_ray.sweep.trainable import build_trainer, window_setting
+    from lstm_ray.data.windows import window_setting
+    from lstm_ray.sweep.trainable import build_trainer
     from lstm_ray.train.training import evaluate, run_epochs, seed_everything
 
     torch.set_num_threads(1)

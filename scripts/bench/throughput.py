@@ -29,7 +29,7 @@ from ray import tune
 
 from lstm_ray.config import ExperimentConfig, apply_params, parse_config
 from lstm_ray.data.dataset import PreparedData, prepare_dataset
-from lstm_ray.sweep.trainable import window_setting
+from lstm_ray.data.windows import window_setting
 from lstm_ray.train.models import build_model
 from lstm_ray.train.training import fit, seed_everything
 

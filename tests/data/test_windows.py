@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from lstm_ray.data.windows import WindowSetting, forecast_windows, make_windows, split_runs
+from lstm_ray.data.dataset import prepare_dataset
+from lstm_ray.data.windows import Windows, WindowSetting, forecast_windows, split_runs
 from lstm_ray.errors import DataError
+
+
+def make_windows(values, inputs, targets, bounds, setting, series_start=0, target_ok=None) -> Windows:
+    """The windows of one run of rows `bounds` = (start, end) of a series starting at `series_start`."""
+    return forecast_windows(values, inputs, targets, [(series_start, *bounds)], setting, target_ok)
 
 
 def test_window_inputs_precede_targets_and_stay_aligned():
@@ -34,10 +42,11 @@ def test_inputs_and_targets_can_be_different_columns():
     assert w.x.shape[-1] == 2 and w.y[0, 0, 0] == 102
 
 
-def test_no_window_fitting_names_the_setting_to_change():
+def test_no_window_fitting_names_the_setting_to_change(tiny_config):
     values = np.arange(10, dtype=np.float32).reshape(-1, 1)
+    assert len(make_windows(values, [0], [0], (0, 10), WindowSetting(10, 1, 1))) == 0
     with pytest.raises(DataError, match="lower data.lookback"):
-        make_windows(values, [0], [0], (0, 10), WindowSetting(10, 1, 1))
+        prepare_dataset(dataclasses.replace(tiny_config.data, lookback=5000))
 
 
 def test_windows_never_look_back_into_another_series():
