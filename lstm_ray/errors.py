@@ -17,7 +17,7 @@ class DataError(ConfigError):
     """The data named by the config cannot be used: missing file or column, too few rows, bad values."""
 
 
-def one_line(err: BaseException, limit: int = 300) -> str:
+def one_line(err: BaseException | str, limit: int = 300) -> str:
     """The error's text as one line of printable characters, at most `limit` long (its type name when it has no
     text). For messages that quote another library's error: parse errors may carry binary bytes or whole
     documents.

@@ -18,8 +18,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, Searcher, SearchGenerator
 
-from lstm_ray.config import ExperimentConfig
-from lstm_ray.train.metrics import TASK_METRICS
+from lstm_ray.config import TASK_METRICS, ExperimentConfig
 
 CAP_FILE = "lstm-ray-trial-cap.json"
 

@@ -3,21 +3,17 @@
     forecast_metrics(predicted, actual)  # {"rmse", "mae", "mape", "smape"}, inputs already inverse-transformed
     classification_metrics(logits, labels)  # {"loss", "accuracy", "f1", "auc"}
 
-`TASK_METRICS` names every validation metric a task reports and whether it is minimised or maximised, so the
-config can check `search.metric` and `search.mode` before anything runs. This module needs numpy alone
-(scikit-learn is imported lazily), so the config check stays fast.
+`TASK_METRICS` (defined with the config schema, `lstm_ray.config.schema`) names every validation metric a task
+reports and whether it is minimised or maximised. This module needs numpy alone; scikit-learn is imported lazily.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TASK_METRICS", "classification_metrics", "forecast_metrics"]
+from lstm_ray.config.schema import TASK_METRICS
 
-TASK_METRICS: dict[str, dict[str, str]] = {
-    "forecast": {"val_loss": "min", "val_rmse": "min", "val_mae": "min", "val_mape": "min", "val_smape": "min"},
-    "classify": {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "val_auc": "max"},
-}
+__all__ = ["TASK_METRICS", "classification_metrics", "forecast_metrics"]
 
 
 def forecast_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,231 @@
+"""The checks that span sections: a value is valid on its own (each section's `check()`), but is it valid
+with the rest of the config? The metric against the task, the search space against the fields it names and the
+searcher, `points_to_evaluate` against the space, the scheduler against the searcher, the name as a folder.
+
+    check_name(cfg.name); check_values(cfg); check_search(cfg)  # what parse_config runs, in this order
+
+Each raises `ConfigError` naming the key, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from lstm_ray.config.schema import (
+    MODEL_BASED,
+    PBT_MUTABLE,
+    PREPARED_KEYS,
+    SECTIONS,
+    TASK_METRICS,
+    WINDOW_KEYS,
+    ExperimentConfig,
+)
+from lstm_ray.config.space import Distribution, parse_distribution
+from lstm_ray.config.strict import build, suggest
+from lstm_ray.errors import ConfigError
+
+MAX_NAME = 200  # a folder name (with the timestamp appended) must stay under the usual 255-byte limit
+
+
+def check_name(name: str) -> None:
+    """The name becomes a folder under storage.path (`<name>-<timestamp>`): it must be one plain path part."""
+    if not name.strip():
+        raise ConfigError("name", "is required; give the sweep a short name such as co2-lstm")
+    if name in (".", "..") or "/" in name or "\\" in name or not name.isprintable() or len(name) > MAX_NAME:
+        raise ConfigError(
+            "name",
+            f"{name!r} names the results folder, so it must be one plain name of at most {MAX_NAME} characters "
+            "without '/', '\\' or control characters; use e.g. co2-lstm",
+        )
+
+
+def check_values(cfg: ExperimentConfig) -> None:
+    """Every section's values, and the rules that span sections."""
+    for section in SECTIONS:
+        getattr(cfg, section).check()
+    if cfg.train.tbptt and cfg.model.bidirectional:
+        raise ConfigError(
+            "train.tbptt",
+            "cannot truncate a bidirectional model, whose backward pass reads the "
+            "future; set train.tbptt: 0 or model.bidirectional: false",
+        )
+
+
+def check_search(cfg: ExperimentConfig) -> None:
+    """The search section against the rest: every dimension of the space, its conditions and the
+    `points_to_evaluate` against the config fields they name, then the metric, the scheduler, the budgets and
+    warm start against the task and the searcher."""
+    search = cfg.search
+    space = {path: parse_distribution(f"search.space.{path}", spec) for path, spec in search.space.items()}
+    if search.algorithm == "grid" and not space:
+        raise ConfigError("search.space", "grid search needs at least one dimension; add e.g. model.hidden_size")
+    for path, dist in space.items():
+        _check_dimension(cfg, path, dist)
+        _check_conditions(cfg, path, dist, space)
+    for i, point in enumerate(search.points_to_evaluate):
+        _check_point(cfg, f"search.points_to_evaluate[{i}]", point, space)
+    _check_metric(cfg)
+    _check_scheduler(cfg, space)
+    _check_budgets(cfg)
+    if search.warm_start and search.algorithm not in MODEL_BASED:
+        raise ConfigError(
+            "search.warm_start",
+            f"{search.algorithm} search does not learn from results; use {', '.join(MODEL_BASED)} or drop it",
+        )
+    for i, name in enumerate(search.warm_start):
+        if not name.strip():
+            raise ConfigError(f"search.warm_start[{i}]", "must name an MLflow experiment or a sweep's parent run id")
+
+
+def _check_dimension(cfg: ExperimentConfig, path: str, dist: Distribution) -> None:
+    key, algorithm = f"search.space.{path}", cfg.search.algorithm
+    _check_search_path(cfg, key, path)
+    if algorithm in MODEL_BASED and dist.kind == "grid":
+        raise ConfigError(
+            key, f"grid dimensions cannot be mixed with {algorithm}; use {{choice: [...]}} or search.algorithm: grid"
+        )
+    if algorithm == "grid" and not dist.is_finite:
+        raise ConfigError(key, f"grid search needs a finite set of values, got {dist.kind}; use {{grid: [...]}}")
+    if path in (*WINDOW_KEYS, *PREPARED_KEYS) and not dist.is_finite:
+        raise ConfigError(
+            key,
+            f"{path} must be searched over a finite set so windows are built once per value; use {{choice: [...]}}",
+        )
+    for value in dist.representative_values():
+        _check_value(cfg, key, path, value)
+
+
+def _check_conditions(cfg: ExperimentConfig, path: str, dist: Distribution, space: dict[str, Distribution]) -> None:
+    key = f"search.space.{path}.when"
+    if dist.when and (cfg.search.algorithm == "grid" or any(d.kind == "grid" for d in space.values())):
+        raise ConfigError(key, "a grid cannot skip combinations; use search.algorithm random, hyperopt or optuna")
+    searched = [parent for parent, _ in dist.when if parent in space]
+    if len(searched) > 1:
+        raise ConfigError(key, f"depends on {' and '.join(searched)}; a condition may name one searched dimension")
+    for parent, values in dist.when:
+        where = f"{key}.{parent}"
+        if parent == path:
+            raise ConfigError(where, "a dimension cannot depend on itself")
+        section, _, name = parent.partition(".")
+        if section not in SECTIONS or name not in [f.name for f in dataclasses.fields(getattr(cfg, section))]:
+            raise ConfigError(where, f"{parent!r} names no config field; use e.g. model.head")
+        if parent not in space:
+            for value in values:
+                _check_value(cfg, where, parent, value)
+            continue
+        options = space[parent]
+        if not options.is_finite or options.when:
+            raise ConfigError(where, f"{parent} must be an unconditional {{choice: [...]}} to be depended on")
+        for value in values:
+            if value not in options.args:
+                raise ConfigError(where, f"{value!r} is not one of the searched values {list(options.args)}")
+
+
+def _check_point(cfg: ExperimentConfig, key: str, point: dict[str, Any], space: dict[str, Distribution]) -> None:
+    algorithm = cfg.search.algorithm
+    if algorithm == "grid":
+        raise ConfigError(key, "grid search tries every combination already; drop points_to_evaluate or use random")
+    for path, value in point.items():
+        if path not in space:
+            raise ConfigError(f"{key}.{path}", "is not in search.space; add it there or drop it here")
+        _check_value(cfg, f"{key}.{path}", path, value)
+        if not space[path].contains(value):
+            dist = space[path]
+            raise ConfigError(f"{key}.{path}", f"{value!r} lies outside the searched {dist.kind} {list(dist.args)}")
+        if not space[path].is_active(_with_base(cfg, space, point)):
+            raise ConfigError(f"{key}.{path}", "is inactive for this point (see its `when`); drop it here")
+    if algorithm in MODEL_BASED or any(dist.when for dist in space.values()):  # these search a tree of values
+        for path, dist in space.items():
+            if path not in point and dist.is_active(_with_base(cfg, space, point)):
+                raise ConfigError(key, f"misses {path}; {algorithm} needs every searched value of a point")
+
+
+def _with_base(cfg: ExperimentConfig, space: dict[str, Distribution], point: dict[str, Any]) -> dict[str, Any]:
+    """The values conditions are decided on: the point's, then the base config's for paths not searched."""
+    raw = cfg.to_dict()
+    paths = {parent for dist in space.values() for parent, _ in dist.when}
+    return {p: raw[p.split(".")[0]][p.split(".")[1]] for p in paths if p not in space} | point
+
+
+def _check_scheduler(cfg: ExperimentConfig, space: dict[str, Distribution]) -> None:
+    search = cfg.search
+    if search.max_t is not None and search.max_t > cfg.train.max_epochs:
+        raise ConfigError("search.max_t", f"must be <= train.max_epochs {cfg.train.max_epochs}, got {search.max_t}")
+    if search.brackets > 1 and search.scheduler != "asha":
+        raise ConfigError("search.brackets", f"only asha has brackets, the scheduler is {search.scheduler}; drop it")
+    if search.scheduler != "pbt":
+        return
+    if search.algorithm in MODEL_BASED:
+        raise ConfigError(
+            "search.scheduler",
+            f"pbt evolves trials by copying and perturbing them, which {search.algorithm} cannot model; "
+            "use search.algorithm: random",
+        )
+    mutable = [path for path in space if path in PBT_MUTABLE]
+    if not mutable:
+        raise ConfigError(
+            "search.space", f"pbt needs a dimension it can change in a running trial: one of {', '.join(PBT_MUTABLE)}"
+        )
+    for path in mutable:
+        if space[path].when:
+            raise ConfigError(f"search.space.{path}.when", "pbt cannot switch a dimension on and off; drop the when")
+    if search.perturbation_interval >= cfg.train.max_epochs:
+        raise ConfigError(
+            "search.perturbation_interval",
+            f"must be below train.max_epochs {cfg.train.max_epochs} or pbt never acts, "
+            f"got {search.perturbation_interval}",
+        )
+
+
+def _check_budgets(cfg: ExperimentConfig) -> None:
+    valid = TASK_METRICS[cfg.data.task]
+    for metric, target in cfg.search.stop.items():
+        key = f"search.stop.{metric}"
+        if metric not in valid:
+            raise ConfigError(key, f"{cfg.data.task} trials report {', '.join(valid)}{suggest(metric, list(valid))}")
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+            raise ConfigError(key, f"must be a finite number, got {target!r}")
+
+
+def _check_metric(cfg: ExperimentConfig) -> None:
+    metric, mode, task = cfg.search.metric, cfg.search.mode, cfg.data.task
+    valid = TASK_METRICS[task]
+    if metric not in valid:
+        raise ConfigError(
+            "search.metric", f"{task} trials report {', '.join(valid)}; got {metric!r}{suggest(metric, list(valid))}"
+        )
+    if mode != valid[metric]:
+        best = "lower" if valid[metric] == "min" else "higher"
+        raise ConfigError("search.mode", f"{metric} is better {best}; set search.mode: {valid[metric]}")
+
+
+def _check_search_path(cfg: ExperimentConfig, key: str, path: str) -> None:
+    section, _, name = path.partition(".")
+    tunable = [s for s in SECTIONS if s not in ("search", "tracking", "storage", "resources")]
+    if section not in tunable or not name:
+        raise ConfigError(key, f"must start with one of {', '.join(tunable)} (e.g. model.hidden_size)")
+    fields = [f.name for f in dataclasses.fields(getattr(cfg, section))]
+    if name not in fields:
+        raise ConfigError(key, f"{path!r} names no config field{suggest(name, fields)}")
+    if section == "data" and path not in (*WINDOW_KEYS, *PREPARED_KEYS):
+        raise ConfigError(
+            key,
+            f"{path} is fixed for the whole sweep (the data is prepared once); only "
+            f"{', '.join(WINDOW_KEYS + PREPARED_KEYS)} can be searched: run one sweep per {path} value",
+        )
+
+
+def _check_value(cfg: ExperimentConfig, key: str, path: str, value: Any) -> None:
+    """Validate that `value` is acceptable for config field `path` by building a config with it."""
+    raw = cfg.to_dict()
+    section, _, name = path.partition(".")
+    raw[section][name] = value
+    raw["search"]["space"] = {}
+    try:
+        trial = build(ExperimentConfig, raw, "")
+        getattr(trial, section).check()
+    except ConfigError as err:
+        detail = str(err).removeprefix(f"{err.key}: ")
+        raise ConfigError(key, f"value {value!r} is not valid for {path}: {detail}") from None
