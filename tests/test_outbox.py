@@ -7,8 +7,8 @@ import json
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from lstm_ray.tracking import connect
 from lstm_ray.tracking.outbox import SPILL_FILE, Outbox, Write, replay_spilled, spill_folder
+from lstm_ray.tracking.runs import connect
 
 NOBODY = "http://127.0.0.1:9"  # nothing listens there: every write stays unsent
 

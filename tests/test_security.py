@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient
 
 from lstm_ray import cli
 from lstm_ray.config import ConfigError, parse_config
-from lstm_ray.reports import _folder_part
+from lstm_ray.reports.page import _folder_part
 from lstm_ray.storage import INFO_FILE, save_resume_info
 
 PACKAGE = REPO / "lstm_ray"
@@ -138,7 +138,8 @@ def logged_raw_row_model(cfg, tmp_path: Path) -> tuple[str, str, str, Path]:
 
 
 def test_a_network_file_that_would_run_code_is_refused_when_logging_and_loading(tiny_config, tmp_path):
-    from lstm_ray.tracking.serving import NETWORK_FILE, load_network, log_serving_model
+    from lstm_ray.tracking.serving import NETWORK_FILE, log_serving_model
+    from lstm_ray.train.transfer import load_network
 
     uri, run_id, model_uri, staged = logged_raw_row_model(tiny_config, tmp_path)
     marker = tmp_path / "code-ran"
@@ -155,7 +156,7 @@ def test_a_network_file_that_would_run_code_is_refused_when_logging_and_loading(
 
 
 def test_init_from_an_mlflow_model_reads_its_weights_not_the_wrapper_mlflow_pickled(tiny_config, tmp_path):
-    from lstm_ray.tracking.serving import load_network
+    from lstm_ray.train.transfer import load_network
 
     *_, model_uri, _ = logged_raw_row_model(tiny_config, tmp_path)
     marker = tmp_path / "code-ran"
@@ -171,8 +172,7 @@ def test_init_from_an_mlflow_model_reads_its_weights_not_the_wrapper_mlflow_pick
 def test_an_mlflow_pytorch_model_saved_with_pickle_is_refused_as_init_from(tmp_path, monkeypatch):
     import mlflow.pytorch
 
-    from lstm_ray.tracking.serving import load_network
-    from lstm_ray.train.transfer import load_source
+    from lstm_ray.train.transfer import load_network, load_source
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)

@@ -8,7 +8,7 @@ from contextlib import closing
 import pytest
 from mlflow import MlflowClient
 
-from lstm_ray.tracking import connect
+from lstm_ray.tracking.runs import connect
 from lstm_ray.tracking.sqlite_store import cache_folder, seed_store
 
 

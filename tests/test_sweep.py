@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from lstm_ray.config import parse_config
 from lstm_ray.sweep.tuning import run_sweep
-from lstm_ray.tracking.serving import load_network
+from lstm_ray.train.transfer import load_network
 
 pytestmark = pytest.mark.slow
 

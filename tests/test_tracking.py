@@ -16,8 +16,10 @@ from mlflow.tracking import MlflowClient
 from mlflow_server_process import free_port
 
 from lstm_ray.config import parse_config
-from lstm_ray.tracking import CLIENT_DEFAULTS, checkpoint_trials, connect, flatten, git_commit, sweep_params
+from lstm_ray.tracking.callbacks import flatten
 from lstm_ray.tracking.outbox import SPILL_FILE, Outbox, Write, replay_spilled, spill_folder
+from lstm_ray.tracking.runs import CLIENT_DEFAULTS, connect
+from lstm_ray.tracking.sweep import checkpoint_trials, git_commit, sweep_params
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +295,7 @@ def test_registered_model_forecasts_from_raw_rows_as_training_windows_do(tracked
 
 @pytest.mark.slow
 def test_the_winners_torch_module_loads_from_its_model_uri(tracked_sweep):
-    from lstm_ray.tracking.serving import load_network
+    from lstm_ray.train.transfer import load_network
 
     cfg, summary, *_ = tracked_sweep
     mlflow.set_tracking_uri(cfg.tracking.uri)

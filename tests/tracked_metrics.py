@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from lstm_ray.tracking import connect
+from lstm_ray.tracking.runs import connect
 
 History = dict[str, dict[str, list[tuple[int, float]]]]
 WAIT_LIMIT_S = 600  # a guard against a sweep that never logs, not a timing assertion

@@ -18,7 +18,6 @@ fits on; MLflow from the driver, which writes every run, and also from those nod
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import secrets
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_ray.config import ExperimentConfig, load_config
+from lstm_ray.errors import one_line
 from lstm_ray.storage import as_uri
 from lstm_ray.sweep.capacity import UNLIMITED, NodeType, fits, node_types, trial_demand
 
@@ -181,7 +181,7 @@ def _write_marker(folder: str, name: str, token: str) -> str:
         with filesystem.open_output_stream(f"{path}/{name}") as out:
             out.write(token.encode())
     except Exception as err:  # any filesystem's error (permissions, credentials, no such bucket) is the answer
-        return _one_line(err)
+        return one_line(err)
     return ""
 
 
@@ -240,27 +240,9 @@ def check_mlflow_uri(uri: str, timeout_s: float) -> str:
             return "" if os.access(path, os.W_OK) else f"{path} is not writable"
         folder = path.parent
         return "" if folder.is_dir() and os.access(folder, os.W_OK) else f"folder {folder} is missing or read-only"
-    from mlflow.tracking import MlflowClient
+    from lstm_ray.tracking.runs import why_unreachable  # MLflow only for a server
 
-    # One short try: MLflow's default retries would take minutes to say the same.
-    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(timeout_s)))}
-    saved = {name: os.environ.get(name) for name in quick}
-    os.environ.update(quick)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(MlflowClient(uri).search_experiments, max_results=1).result(timeout=timeout_s)
-    except concurrent.futures.TimeoutError:
-        return f"no answer within {timeout_s:g} s"
-    except Exception as err:  # MLflow raises many kinds (connection, auth, bad URI): each is the answer
-        return _mlflow_problem(err)
-    finally:
-        pool.shutdown(wait=False)
-        for name, value in saved.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value
-    return ""
+    return why_unreachable(uri, timeout_s)
 
 
 # --- where trials run ----------------------------------------------------------------------------------
@@ -322,7 +304,7 @@ def _answers(refs: dict[str, Any], timeout_s: float) -> dict[str, str]:
         except (NodeDiedError, TaskUnschedulableError, WorkerCrashedError):
             answers[by_ref[ref]] = "the node went away during the check (scaled down or lost); run preflight again"
         except Exception as err:  # the probe itself failed there (e.g. lstm_ray not installed on that node)
-            answers[by_ref[ref]] = _one_line(err)
+            answers[by_ref[ref]] = one_line(err)
     return answers
 
 
@@ -336,23 +318,3 @@ def _echo_check(line: str, echo: Callable[[str], None]) -> None:
     the local command."""
     if not line.startswith("Running entrypoint for job") and "job_manager.py:" not in line:
         echo(line)
-
-
-def _mlflow_problem(err: BaseException) -> str:
-    """The gist of an MLflow client error, whose text holds a whole urllib3 traceback for a connection error."""
-    text = str(err)
-    for marker, gist in (
-        ("Connection refused", "connection refused: nothing listens there"),
-        ("Name or service not known", "unknown host"),
-        ("timed out", "the request timed out"),
-        ("401", "401: credentials missing"),
-        ("403", "403: credentials refused"),
-    ):
-        if marker in text:
-            return gist
-    return _one_line(err)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,4 +1,4 @@
-"""The figures of the sweep report, drawn with matplotlib (Agg) into PNG files; see `reports.py`."""
+"""The figures of the sweep report, drawn with matplotlib (Agg) into PNG files; `page.py` puts them on the page."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pandas as pd
 from matplotlib.axis import Axis
 from matplotlib.ticker import LogFormatter
 
-from lstm_ray.reports import COLORS, SweepRecord
+from lstm_ray import outcomes
+from lstm_ray.reports.record import SweepRecord
+
+COLORS = {outcomes.COMPLETED: "tab:green", outcomes.STOPPED_EARLY: "tab:gray", outcomes.FAILED: "tab:red"}
 
 
 def draw_all(record: SweepRecord, importance: dict[str, float], folder: Path) -> dict[str, Path]:
@@ -115,7 +118,7 @@ def capacity(record: SweepRecord) -> plt.Figure:
     left.legend()
     groups: dict[tuple[int, int], list[pd.DataFrame]] = {}
     for trial, h, n in zip(record.trials, hidden, layers, strict=True):
-        if record.metric in trial.history and trial.outcome != "failed":
+        if record.metric in trial.history and trial.outcome != outcomes.FAILED:
             groups.setdefault((h, n), []).append(trial.history[["epoch", record.metric]])
     for (h, n), curves in sorted(groups.items()):
         mean = pd.concat(curves).groupby("epoch")[record.metric].mean()

@@ -23,7 +23,7 @@ from ray.tune.search import Searcher
 from lstm_ray.config import ExperimentConfig
 from lstm_ray.search.budgets import limit_trials
 from lstm_ray.sweep.trainable import checkpoint_config, result_loggers
-from lstm_ray.tracking import SweepTracker
+from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep
 
 PHASE = "reevaluation"
 
@@ -56,7 +56,12 @@ class Reevaluation:
 
 
 def reevaluate(
-    cfg: ExperimentConfig, results: tune.ResultGrid, *, trainable: Any, tracker: SweepTracker, slots: int
+    cfg: ExperimentConfig,
+    results: tune.ResultGrid,
+    *,
+    trainable: Any,
+    tracker: SweepTracker | UntrackedSweep,
+    slots: int,
 ) -> Reevaluation:
     """Retrain the top `search.reevaluate.top_k` configurations of `results` and rank them (see the module)."""
     search, metric, mode = cfg.search, cfg.search.metric, cfg.search.mode

@@ -7,7 +7,8 @@ Every sweep writes `lstm-ray-sweep.json` into its folder (`storage.path/<name>-<
 the validated config, the MLflow parent run and the directory it ran from. A resume restores Tune's own
 experiment state (`Tuner.restore`: finished trials stay finished, unfinished ones continue from their last
 checkpoint, the searcher keeps what it learned), reopens the same parent run and continues each trial's child
-run instead of opening a new one. The parent run ends FINISHED when the sweep does.
+run instead of opening a new one. The parent run ends FINISHED when the sweep does; from here on a resumed sweep
+ends as a new one does (`tuning.complete_sweep`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import os
 import posixpath
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
 from lstm_ray.storage import find_sweep, load_resume_info
+
+if TYPE_CHECKING:
+    from lstm_ray.sweep.finish import SweepSummary
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +39,19 @@ def resume_sweep(
     resume_errored: bool = False,
     address: str | None = None,
     verbose: bool = False,
-) -> Any:
-    """Continue the sweep `name_or_path` names to its end; returns its `tuning.SweepSummary`.
+) -> SweepSummary:
+    """Continue the sweep `name_or_path` names to its end; returns its summary.
 
     Errored trials stay failed unless `resume_errored` (continue from their last checkpoint) or
     `restart_errored` (train them again from scratch). Raises KeyboardInterrupt when interrupted again.
     """
+    # Imported here, not with the module: the CLI imports it and reports a wrong sweep name before Ray loads.
     from ray import tune
 
     from lstm_ray.data.dataset import prepare_sweep_data
-    from lstm_ray.sweep.tuning import _finish, fit_or_interrupt, prepare_tune, reevaluated, trainable, tune_settings
-    from lstm_ray.tracking import OutcomeCounter, SweepTracker, TrialLogger, UntrackedSweep
+    from lstm_ray.sweep.tuning import complete_sweep, prepare_tune, trainable
+    from lstm_ray.tracking.callbacks import OutcomeCounter, TrialLogger
+    from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep
 
     folder = find_sweep(name_or_path, storage)
     cfg, parent_run_id, cwd = load_resume_info(folder)
@@ -68,19 +74,7 @@ def resume_sweep(
         tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
         tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
         logger.continue_runs(snapshot.trials, saved_results(snapshot), resumed_from)
-    try:
-        with tune_settings(slots, verbose):
-            results = fit_or_interrupt(tuner)
-            reevaluation = reevaluated(cfg, data, results, tracker, slots)
-        return _finish(cfg, data, results, tracker, started, reevaluation)
-    except BaseException as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
-        tracker.finish(
-            {},
-            {"lstm_ray.error": str(err).splitlines()[-1] if str(err) else type(err).__name__},
-            status="KILLED" if interrupted else "FAILED",
-        )
-        raise
+    return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
 
 
 def recover_deleted_checkpoints(trials: list[Any]) -> dict[str, int]:

@@ -3,7 +3,8 @@
     summary = run_sweep(load_config("configs/quickstart.yaml"), config_text=..., address=None)
 
 With no address Ray starts in this process on this machine; with an address (or RAY_ADDRESS) the sweep
-runs on that cluster. MLflow is reached only through `tracking.SweepTracker`.
+runs on that cluster. MLflow is reached only through `tracking.SweepTracker`. `complete_sweep` is the end a new
+sweep and a resumed one (`resume.py`) share: fit, re-evaluate, finish (`finish.py`), close the parent run on failure.
 """
 
 from __future__ import annotations
@@ -15,38 +16,26 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray import tune
 from ray.tune.search import SearchAlgorithm, Searcher
 
-from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
-from lstm_ray.reports import SweepRecord, trial_size
+from lstm_ray.reports.record import trial_size
 from lstm_ray.search.budgets import TargetReached, limit_trials
 from lstm_ray.search.schedulers import build_scheduler
 from lstm_ray.search.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
 from lstm_ray.storage import as_uri, save_resume_info, sweep_folder_name
 from lstm_ray.sweep.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
-from lstm_ray.sweep.manifest import build_manifest
+from lstm_ray.sweep.finish import SweepSummary, close_failed, closed_on_failure, finish_sweep
 from lstm_ray.sweep.progress import ProgressLine, shorten_trial_errors
 from lstm_ray.sweep.reevaluate import Reevaluation, reevaluate
-from lstm_ray.sweep.trainable import (
-    checkpoint_config,
-    load_checkpoint_state,
-    refit_on_holdout,
-    result_loggers,
-    train_trial,
-    window_setting,
-)
+from lstm_ray.sweep.trainable import checkpoint_config, result_loggers, train_trial
 from lstm_ray.sweep.warm_start import warm_start_points
-from lstm_ray.tracking import SweepTracker, UntrackedSweep, start_tracking
-from lstm_ray.tracking.serving import raw_example
-from lstm_ray.train.models import model_from_state
-from lstm_ray.train.training import evaluate
+from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep, start_tracking
 
 __all__ = [
     "SweepSummary",
@@ -54,26 +43,10 @@ __all__ = [
     "build_scheduler",
     "build_searcher",
     "build_tuner",
+    "complete_sweep",
     "run_sweep",
     "to_tune_domain",
 ]
-
-
-@dataclass
-class SweepSummary:
-    name: str
-    metric: str
-    mode: str
-    best_params: dict[str, Any]
-    best_value: float
-    test_metrics: dict[str, float]
-    counts: dict[str, int]
-    parent_run_id: str
-    model_uri: str
-    storage_path: str
-    elapsed_s: float
-    failures: dict[str, str] = field(default_factory=dict)  # trial id -> reason
-    reevaluation: Reevaluation | None = None  # search.reevaluate: every candidate's scores over new seeds
 
 
 CLUSTER_RETRIES = 2  # resources.max_failures on a cluster unless the config says otherwise
@@ -128,7 +101,7 @@ def run_sweep(
     tracker, searcher, slots = start_sweep_services(cfg, config_text, known, address, verbose)
     if isinstance(tracker, SweepTracker):  # a trial's size goes with its end write, not in a call of its own
         tracker.callback.sizes = lambda config: trial_size(apply_params(cfg, config), data)
-    try:
+    with closed_on_failure(tracker):
         name = sweep_folder_name(cfg)
         save_resume_info(as_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
         # Named up front so whoever follows the log (`lstm-ray submit --follow`) can open the run while it runs.
@@ -143,13 +116,28 @@ def run_sweep(
             callbacks=[tracker.callback, progress, *(callbacks or [])],
             verbose=verbose,
         )
+    return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
+
+
+def complete_sweep(
+    cfg: ExperimentConfig,
+    data: PreparedData,
+    tuner: tune.Tuner,
+    tracker: SweepTracker | UntrackedSweep,
+    *,
+    slots: int,
+    verbose: bool,
+    started: float,
+) -> SweepSummary:
+    """The end a new sweep and a resumed one share: `tuner.fit()` under lstm-ray's Tune settings, the
+    re-evaluation `search.reevaluate` asks for, then `finish_sweep` (the winner scored and logged, the parent run
+    closed). Whatever raises (Ctrl-C: KeyboardInterrupt) closes the parent run first (`closed_on_failure`).
+    `started` is the sweep's `time.monotonic()` start, for its elapsed time."""
+    with closed_on_failure(tracker):
         with tune_settings(slots, verbose):
             results = fit_or_interrupt(tuner)
             reevaluation = reevaluated(cfg, data, results, tracker, slots)
-        return _finish(cfg, data, results, tracker, started, reevaluation)
-    except BaseException as err:
-        _close_failed(tracker, err)
-        raise
+        return finish_sweep(cfg, data, results, tracker, started, reevaluation)
 
 
 def start_sweep_services(
@@ -171,15 +159,9 @@ def start_sweep_services(
             slots = prepare_tune(cfg, address, verbose)
             search_alg = searcher.result()
         except BaseException as err:
-            _close_failed(tracking.result(), err)
+            close_failed(tracking.result(), err)
             raise
         return tracking.result(), search_alg, slots
-
-
-def _close_failed(tracker: SweepTracker | UntrackedSweep, err: BaseException) -> None:
-    interrupted = isinstance(err, KeyboardInterrupt)
-    reason = "the sweep was interrupted; `lstm-ray resume` continues it" if interrupted else _last_line(err)
-    tracker.finish({}, {"lstm_ray.error": reason}, status="KILLED" if interrupted else "FAILED")
 
 
 def _local_store(uri: str) -> bool:
@@ -299,64 +281,6 @@ def reevaluated(
     return reevaluate(cfg, results, trainable=trainable(cfg, data), tracker=tracker, slots=slots)
 
 
-def _finish(
-    cfg: ExperimentConfig,
-    data: PreparedData,
-    results: tune.ResultGrid,
-    tracker: SweepTracker | UntrackedSweep,
-    started: float,
-    reevaluation: Reevaluation | None = None,
-) -> SweepSummary:
-    """Score the winner (the re-evaluated one when there is a re-evaluation) on the test split, log it,
-    its manifest and the sweep's results, and close the parent run."""
-    metric, mode = cfg.search.metric, cfg.search.mode
-    failures = {r.metrics.get("trial_id", r.path): _last_line(r.error) for r in results if r.error is not None}
-    scored = [r for r in results if r.metrics_dataframe is not None and metric in r.metrics_dataframe]
-    if not scored:
-        tracker.finish({}, {"lstm_ray.error": "no trial reported a result"}, status="FAILED")
-        raise RuntimeError(f"no trial reported {metric}; every trial failed: {failures}")
-    best = reevaluation.best if reevaluation else results.get_best_result(metric, mode, "all", True)
-    state = load_checkpoint_state(best.get_best_checkpoint(metric, mode))
-    best_cfg = apply_params(cfg, best.config)
-    prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
-    if best_cfg.data.validation == "cv":
-        state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the report draws while the winner is scored and logged
-        logged = pool.submit(tracker.log_results, SweepRecord.from_results(cfg, results, data), results)
-        model = model_from_state(state)
-        test_windows = prepared.windows(window_setting(best_cfg))["test"]
-        test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
-        lookback = best_cfg.data.lookback
-        example = raw_example(cfg.data.source, state["preprocessing"], lookback)
-        tracker.log_model(model, example, state["preprocessing"], lookback)
-        logged.result()
-    best_value = float(state["metrics"][metric])
-    elapsed = time.monotonic() - started
-    compute = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
-    tracker.log_json(build_manifest(cfg, prepared, dict(best.config), reevaluation), "manifest.json")
-    scores = reevaluation.metrics() if reevaluation else {}
-    tracker.finish(
-        test | scores | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
-        {"lstm_ray.best_trial_id": str(best.metrics.get("trial_id"))},
-    )
-    counts = dict(tracker.callback.outcome_counts)
-    return SweepSummary(
-        name=cfg.name,
-        metric=metric,
-        mode=mode,
-        best_params=dict(best.config),
-        best_value=best_value,
-        test_metrics=test,
-        counts=counts,
-        parent_run_id=tracker.parent_run_id,
-        model_uri=tracker.model_uri,  # "" when MLflow was unreachable: the model waits in the spilled writes
-        storage_path=results.experiment_path,
-        elapsed_s=elapsed,
-        failures=failures,
-        reevaluation=reevaluation,
-    )
-
-
 def planned_trials(cfg: ExperimentConfig) -> int:
     """Trials the sweep will run: num_samples (times the grid), capped by max_trials."""
     total = cfg.search.num_samples * _grid_size(cfg)
@@ -365,13 +289,3 @@ def planned_trials(cfg: ExperimentConfig) -> int:
 
 def _grid_size(cfg: ExperimentConfig) -> int:
     return math.prod(len(d.args) for d in cfg.parsed_space().values() if d.kind == "grid")
-
-
-def _last_line(error: BaseException) -> str:
-    return outcomes.failure_summary(str(error)) if str(error).strip() else type(error).__name__
-
-
-def _cpu() -> Any:
-    import torch
-
-    return torch.device("cpu")

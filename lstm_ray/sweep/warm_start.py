@@ -19,7 +19,7 @@ from typing import Any
 from lstm_ray.config import ExperimentConfig, dotted_keys
 from lstm_ray.config.space import Distribution, active_params
 from lstm_ray.search.searchers import KnownPoint, search_space
-from lstm_ray.tracking import sweep_trials
+from lstm_ray.tracking.runs import sweep_trials
 
 log = logging.getLogger(__name__)
 

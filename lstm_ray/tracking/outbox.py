@@ -1,6 +1,6 @@
-"""The ordered queue of MLflow writes behind `tracking.py`: sent in batches by one thread, never dropped.
+"""The ordered queue of MLflow writes behind the sweep's tracker: sent in batches by one thread, never dropped.
 
-    outbox = Outbox(MlflowClient(uri), experiment_id, parent_run_id)
+    outbox = Outbox(open_client(uri), experiment_id, parent_run_id)
     outbox.put(Write("log", trial_id, metrics=[...]))      # returns at once
     if not outbox.close(timeout=120):                       # the server stayed down
         outbox.spill("/results/mlflow-outbox/<parent run id>")
@@ -30,16 +30,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from lstm_ray.errors import one_line
 from lstm_ray.storage import as_uri
+from lstm_ray.tracking.runs import ROLE_TRIAL, TAG_MODEL_URI, TAG_ROLE, TAG_TRIAL_ID, open_client
 
 log = logging.getLogger(__name__)
 
-TAG_TRIAL_ID = "lstm_ray.trial_id"
-TAG_ROLE = "lstm_ray.role"
-TAG_MODEL_URI = "lstm_ray.model_uri"
 MAX_BATCH = 1000  # MLflow's limits per log_batch call: entities in all, params, tags
 MAX_PARAMS = 100
 MAX_TAGS = 100
+PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
 SPILL_FOLDER = "mlflow-outbox"  # under the sweep's storage path
 SPILL_FILE = "outbox.json"
 _HURRY = object()  # queued by flush(): send what is pending now, without waiting for more to batch with it
@@ -181,7 +181,7 @@ class Outbox:
                 self._flush()
                 backoff = self.flush_interval
             except Exception as err:  # noqa: BLE001 - any transport error: keep the writes and retry
-                log.warning("MLflow write failed (%s); retrying in %.1f s, nothing is dropped", _short(err), backoff)
+                log.warning("MLflow write failed (%s); retrying in %.1f s, nothing is dropped", one_line(err), backoff)
                 if self._give_up.wait(backoff):
                     return
                 backoff = min(backoff * 2, 10.0)
@@ -291,7 +291,7 @@ class Outbox:
 
     def _create_run(self, start: Write) -> None:
         if start.trial_id not in self.run_ids:  # a retry after the run was created must not create another
-            tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL_ID: start.trial_id, TAG_ROLE: "trial"}
+            tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, TAG_TRIAL_ID: start.trial_id, TAG_ROLE: ROLE_TRIAL}
             tags |= {t.key: t.value for t in start.tags}
             run = self.client.create_run(self.experiment_id, tags=tags, run_name=start.run_name)
             self.run_ids[start.trial_id] = run.info.run_id
@@ -314,6 +314,14 @@ def log_in_batches(
         m = metrics[: MAX_BATCH - len(p) - len(t)]
         client.log_batch(run_id, metrics=m, params=p, tags=t)
         metrics, params, tags = metrics[len(m) :], params[len(p) :], tags[len(t) :]
+
+
+def param_value(value: Any) -> str:
+    """A param's value as MLflow keeps it, at most 6000 characters: a longer value is cut and ends with '...'."""
+    if hasattr(value, "item"):
+        value = value.item()
+    text = str(value)
+    return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
 
 
 def spill_folder(storage_uri: str, parent_run_id: str) -> str:
@@ -344,7 +352,7 @@ def _replay_one(fs: pafs.FileSystem, folder: str, timeout: float) -> bool:
         state = json.loads(stream.read())
     with tempfile.TemporaryDirectory(prefix="lstm-ray-replay-") as local:
         pafs.copy_files(folder, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-        client = MlflowClient(state["tracking_uri"])
+        client = open_client(state["tracking_uri"])
         outbox = Outbox(client, state["experiment_id"], state["parent_run_id"], run_ids=state["run_ids"])
         for data in state["writes"]:
             write = Write.from_json(data)
@@ -366,8 +374,3 @@ def _replay_one(fs: pafs.FileSystem, folder: str, timeout: float) -> bool:
 def _rejected(err: MlflowException) -> bool:
     """True when the server answered and refused the write (4xx): retrying would fail the same way."""
     return 400 <= err.get_http_status_code() < 500
-
-
-def _short(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) < 300 else text[:297] + "..."

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -51,41 +50,6 @@ class RawRowModel(mlflow.pyfunc.PythonModel):
         and one `p_<class>` probability column. Raises lstm_ray DataError naming a missing or unusable column,
         or a series shorter than lookback."""
         return predict_rows(self.network, model_input, self.preprocessing, self.lookback)
-
-
-def load_network(model_uri: str) -> Any:
-    """The torch module behind an MLflow model URI, with nothing unpickled that could run code: a sweep's raw-row
-    model from its `network.pt` (weights only, not the pyfunc wrapper MLflow pickles), any other MLflow PyTorch
-    model when saved in MLflow's pickle-free pt2 format. Raises MlflowException for a PyTorch model saved with
-    pickle, unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true says it is trusted."""
-    import mlflow.pytorch
-    import torch
-    from mlflow.models import Model
-
-    from lstm_ray.train.models import model_from_state
-
-    flavors = Model.load(model_uri).flavors
-    if "pytorch" in flavors:
-        with _pickle_refused():
-            return mlflow.pytorch.load_model(model_uri, map_location="cpu")
-    network = flavors["python_function"]["artifacts"]["network"]["path"]
-    folder = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
-    return model_from_state(torch.load(Path(folder) / network, map_location="cpu", weights_only=True))
-
-
-@contextlib.contextmanager
-def _pickle_refused():
-    """MLflow unpickles a PyTorch model saved with pickle (which can run any code) unless told not to: tell it,
-    unless the user has decided."""
-    name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
 
 
 def predict_rows(network: Any, rows: Any, preprocessing: dict[str, Any], lookback: int) -> pd.DataFrame:
@@ -178,8 +142,7 @@ def log_serving_model(tracking_uri: str, run_id: str, folder: str, register_as: 
     state = torch.load(Path(folder) / NETWORK_FILE, map_location="cpu", weights_only=True)
     output = predict_rows(model_from_state(state), example, state["preprocessing"], state["lookback"])
     code = _package_copy(Path(folder) / "code")
-    mlflow.set_tracking_uri(tracking_uri)
-    with _quiet_model_logging(), mlflow.start_run(run_id=run_id):
+    with _tracking_uri(tracking_uri), _quiet_model_logging(), mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=RawRowModel(),
@@ -195,11 +158,10 @@ def log_serving_model(tracking_uri: str, run_id: str, folder: str, register_as: 
 
 def _package_copy(folder: Path) -> Path:
     """A copy of the lstm_ray package without its bundled data sets, shipped inside the model."""
-    import lstm_ray
-
+    package = Path(__file__).resolve().parent.parent  # lstm_ray/, found without importing the layer above
     target = folder / "lstm_ray"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(Path(lstm_ray.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__", "sets"))
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "sets"))
     return target
 
 
@@ -208,6 +170,20 @@ def _requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{name}=={version(name)}" for name in ("mlflow", "torch", "numpy", "pandas", "pyarrow")]
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str):
+    """`uri` as the process-wide tracking URI for the block, then what was there before (set or not).
+
+    MLflow 3.17's model logging (`Model.log`, under `pyfunc.log_model`) reads the process-wide tracking URI and
+    takes none of its own; registering reads the registry URI, which defaults to it."""
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Starting a model from earlier work: pretrained token vectors, an earlier run's weights, frozen parts.
 
     model = assemble_model(cfg, n_inputs=1, n_targets=1, horizon=4)   # what a trial trains
+    network = load_network("models:/co2-forecaster/1", tracking_uri)   # a logged model's torch module
 
 `model.init_from` takes an MLflow model URI (`runs:/RUN_ID/model`, `models:/NAME/VERSION`, read from
 `tracking.uri`) or a checkpoint (a `checkpoint.pt` file, or the Tune checkpoint folder holding one). The
@@ -11,17 +12,21 @@ ConfigError naming each tensor, both shapes and the config keys that decide them
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lstm_ray.config import ExperimentConfig
-from lstm_ray.errors import ConfigError
+from lstm_ray.errors import ConfigError, one_line
 from lstm_ray.train.embeddings import read_vectors
-from lstm_ray.train.models import SequenceModel, build_model, part_of
+from lstm_ray.train.models import SequenceModel, build_model, model_from_state, part_of
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +64,9 @@ def load_source(source: str, tracking_uri: str | None = None) -> dict[str, torch
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # not weights-only: code, or not a checkpoint
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ConfigError("model.init_from", f"{str(path)!r} does not load as weights only: {first}") from None
+        raise ConfigError(
+            "model.init_from", f"{str(path)!r} does not load as weights only: {one_line(err, 200)}"
+        ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError("model.init_from", f"{str(path)!r} is not an lstm-ray checkpoint (no 'model' weights)")
     return state["model"]
@@ -104,15 +110,50 @@ def _describe(key: str, ours: torch.Tensor, theirs: torch.Tensor | None) -> str:
 
 
 def _mlflow_weights(uri: str, tracking_uri: str | None) -> dict[str, Any]:
-    import mlflow
+    from mlflow.exceptions import MlflowException
 
-    from lstm_ray.tracking.serving import load_network
-
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
     try:
-        model = load_network(uri)
-    except mlflow.exceptions.MlflowException as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError("model.init_from", f"cannot load {uri!r} from {tracking_uri}: {first}") from None
+        model = load_network(uri, tracking_uri)
+    except MlflowException as err:
+        raise ConfigError("model.init_from", f"cannot load {uri!r} from {tracking_uri}: {one_line(err)}") from None
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def load_network(model_uri: str, tracking_uri: str | None = None) -> torch.nn.Module:
+    """The torch module behind an MLflow model URI, with nothing unpickled that could run code: a sweep's raw-row
+    model from its `network.pt` (weights only, not the pyfunc wrapper MLflow pickles), any other MLflow PyTorch
+    model when saved in MLflow's pickle-free pt2 format. Raises MlflowException for a PyTorch model saved with
+    pickle, unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true says it is trusted.
+
+    The model is downloaded from `tracking_uri` (default: the process-wide tracking URI, also for `models:/`
+    names) into a temporary folder and loaded from there; the process-wide tracking URI is left as it is.
+    """
+    import mlflow.pytorch
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="lstm-ray-init-from-") as local:
+        folder = download_artifacts(
+            artifact_uri=model_uri, dst_path=local, tracking_uri=tracking_uri, registry_uri=tracking_uri
+        )
+        flavors = Model.load(folder).flavors
+        if "pytorch" in flavors:
+            with _pickle_refused():
+                return mlflow.pytorch.load_model(folder, map_location="cpu")
+        network = flavors["python_function"]["artifacts"]["network"]["path"]
+        return model_from_state(torch.load(Path(folder) / network, map_location="cpu", weights_only=True))
+
+
+@contextlib.contextmanager
+def _pickle_refused() -> Iterator[None]:
+    """MLflow unpickles a PyTorch model saved with pickle (which can run any code) unless told not to: tell it,
+    unless the user has decided."""
+    name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)

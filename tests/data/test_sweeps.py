@@ -12,8 +12,8 @@ from lstm_ray.config import parse_config
 from lstm_ray.data.dataset import prepare_dataset, prepare_sweep_data, window_settings
 from lstm_ray.data.windows import WindowSetting, window_setting
 from lstm_ray.sweep.tuning import run_sweep
-from lstm_ray.tracking.serving import load_network
 from lstm_ray.train.training import evaluate
+from lstm_ray.train.transfer import load_network
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,228 @@
+"""What a report is drawn from: one sweep's trials, read from Tune's results or back from MLflow.
+
+    record = SweepRecord.from_mlflow(client, parent_run_id)    # or SweepRecord.from_results(cfg, results, data)
+    record.leaderboard()                                       # one row per trial, best first
+    importance(record)                                         # {"train.lr": 0.82, "model.hidden_size": 0.05}
+
+The same `SweepRecord` gives the leaderboard table logged to the parent run and everything `page.py` draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from lstm_ray import outcomes
+from lstm_ray.config import ExperimentConfig, apply_params, dotted_keys
+from lstm_ray.data.windows import window_setting
+from lstm_ray.search.fidelity import asha_rungs
+from lstm_ray.tracking.runs import TAG_OUTCOME, TAG_TRIAL_ID, child_runs
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict[str, Any]  # the searched hyperparameters (dotted config paths)
+    history: pd.DataFrame  # one row per epoch: epoch, train_loss, val_* ...
+    outcome: str  # outcomes.COMPLETED | STOPPED_EARLY | FAILED
+    run_id: str = ""  # its MLflow child run
+    model_parameters: float = math.nan  # trainable parameters of its network
+    train_windows: float = math.nan  # training windows (classify: sequences) its window setting cut
+
+
+@dataclass
+class SweepRecord:
+    """Everything a report needs about one sweep, from Tune's results or from MLflow."""
+
+    name: str
+    metric: str
+    mode: str
+    scheduler: str
+    grace_period: int
+    reduction_factor: int
+    max_epochs: int
+    base: dict[str, Any]  # the config's own values (dotted paths) for what a trial did not search
+    max_t: int = 0  # ASHA's last rung (search.max_t); 0: max_epochs
+    train_rows: int = 0  # rows (classify: sequences) in the training split
+    trials: list[TrialRecord] = field(default_factory=list)
+
+    @classmethod
+    def from_results(cls, cfg: ExperimentConfig, results: Any, data: Any) -> SweepRecord:
+        """From a Ray Tune ResultGrid and the sweep's PreparedData (at the end of a sweep, MLflow not needed)."""
+        trials = []
+        for result in results:
+            frame = result.metrics_dataframe
+            if frame is None or frame.empty or "trial_id" not in frame:
+                continue
+            columns = ["epoch"] + [c for c in frame.columns if c.startswith(("train_", "val_"))]
+            history = frame[columns].drop_duplicates("epoch", keep="last").sort_values("epoch")
+            last = frame.iloc[-1].to_dict()
+            outcome = outcomes.outcome_of(last, cfg.train.max_epochs, result.error is not None)
+            trial = TrialRecord(
+                str(frame["trial_id"].iloc[-1]), dict(result.config), history.reset_index(drop=True), outcome
+            )
+            trial.model_parameters, trial.train_windows = trial_size(apply_params(cfg, trial.params), data)
+            trials.append(trial)
+        train_rows = data.split_sizes()["train"]
+        return cls(**_settings(dotted_keys(cfg.to_dict())), train_rows=train_rows, trials=trials)
+
+    @classmethod
+    def from_mlflow(cls, client: Any, parent_run_id: str) -> SweepRecord:
+        """From the parent run and its child runs in MLflow."""
+        parent = client.get_run(parent_run_id)
+        flat = {k: _parse(v) for k, v in parent.data.params.items()}
+        children = child_runs(client, parent.info.experiment_id, parent_run_id)
+        trials = []
+        for run_id in children.values():
+            run = client.get_run(run_id)
+            series = {
+                key: {m.step: m.value for m in client.get_metric_history(run_id, key)}
+                for key in run.data.metrics
+                if key.startswith(("train_", "val_"))
+            }
+            history = pd.DataFrame(series).rename_axis("epoch").reset_index().sort_values("epoch")
+            params = {k: _parse(v) for k, v in run.data.params.items()}
+            outcome = run.data.tags.get(TAG_OUTCOME, outcomes.FAILED)
+            size = [run.data.metrics.get(key, math.nan) for key in ("model_parameters", "train_windows")]
+            trials.append(TrialRecord(run.data.tags[TAG_TRIAL_ID], params, history, outcome, run_id, *size))
+        train_rows = int(parent.data.metrics.get("train_rows", 0))
+        return cls(**_settings(flat), train_rows=train_rows, trials=sorted(trials, key=lambda t: t.trial_id))
+
+    @property
+    def searched(self) -> list[str]:
+        return sorted({key for trial in self.trials for key in trial.params})
+
+    def rungs(self) -> list[int]:
+        return asha_rungs(self.scheduler, self.grace_period, self.reduction_factor, self.max_t or self.max_epochs)
+
+    def cutoffs(self) -> dict[int, float]:
+        """Each rung's cut-off over every trial that reached it: ASHA keeps 1 in reduction_factor above it.
+
+        ASHA decides against the trials seen so far, so early decisions used fewer values than this.
+        """
+        share = 100 / self.reduction_factor if self.mode == "min" else 100 - 100 / self.reduction_factor
+        out = {}
+        for rung in self.rungs():
+            values = [_at_epoch(t.history, self.metric, rung) for t in self.trials]
+            values = [v for v in values if np.isfinite(v)]
+            if values:
+                out[rung] = float(np.percentile(values, share))
+        return out
+
+    def setting(self, trial: TrialRecord, key: str) -> Any:
+        return trial.params.get(key, self.base.get(key))
+
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per trial, best first: outcome, epochs, rung reached, best score, size, hyperparameters."""
+        rungs = self.rungs()
+        rows = []
+        for trial in self.trials:
+            curve = trial.history[self.metric] if self.metric in trial.history else pd.Series(dtype=float)
+            best = _best(curve.to_numpy(dtype=float), self.mode)
+            epochs = int(trial.history["epoch"].max()) if len(trial.history) else 0
+            rows.append(
+                {
+                    "trial_id": trial.trial_id,
+                    "outcome": trial.outcome,
+                    "epochs": epochs,
+                    "rung_reached": max([r for r in rungs if r <= epochs], default=0),
+                    f"best_{self.metric}": best,
+                    "model_parameters": trial.model_parameters,
+                    "train_windows": trial.train_windows,
+                    **{key: self.setting(trial, key) for key in self.searched},
+                    "run_id": trial.run_id,
+                }
+            )
+        board = pd.DataFrame(rows)
+        if board.empty:
+            return board
+        board = board.sort_values(f"best_{self.metric}", ascending=self.mode == "min", na_position="last")
+        board.insert(0, "rank", range(1, len(board) + 1))
+        return board.reset_index(drop=True)
+
+
+def trial_size(cfg: ExperimentConfig, data: Any) -> tuple[float, float]:
+    """(trainable parameters, training windows) of a trial whose resolved config is `cfg`.
+
+    The network is built on torch's meta device: shapes only, no memory, no time.
+    """
+    import torch
+
+    from lstm_ray.train.models import build_model
+
+    classify = data.task == "classify"
+    with torch.device("meta"):
+        model = build_model(
+            cfg.model,
+            len(data.input_index),
+            len(data.target_index),
+            cfg.data.horizon,
+            n_classes=data.n_classes if classify else 0,
+        )
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return float(parameters), float(len(data.windows(window_setting(cfg))["train"]))
+
+
+def importance(record: SweepRecord) -> dict[str, float]:
+    """Share of the variance of trials' best scores explained by each hyperparameter alone (η², in [0, 1]).
+
+    Values of a parameter with more than 6 distinct settings are grouped in quartiles. Fewer than 3 scored
+    trials, or scores that do not vary, give 0 for every parameter.
+    """
+    board = record.leaderboard()
+    score_key = f"best_{record.metric}"
+    scored = board[np.isfinite(board[score_key].astype(float))] if len(board) else board
+    out = {key: 0.0 for key in record.searched}
+    if len(scored) < 3 or float(scored[score_key].var()) == 0.0:
+        return out
+    y = scored[score_key].astype(float)
+    total = float(((y - y.mean()) ** 2).sum())
+    for key in record.searched:
+        values = scored[key]
+        groups = values.astype(str) if values.nunique() <= 6 else pd.qcut(values.astype(float), 4, duplicates="drop")
+        means = y.groupby(groups, observed=True).transform("mean")
+        out[key] = float(((means - y.mean()) ** 2).sum() / total)
+    return out
+
+
+def _settings(flat: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": str(flat.get("name", "")),
+        "metric": str(flat["search.metric"]),
+        "mode": str(flat["search.mode"]),
+        "scheduler": str(flat["search.scheduler"]),
+        "grace_period": int(flat["search.grace_period"]),
+        "reduction_factor": int(flat["search.reduction_factor"]),
+        "max_epochs": int(flat["train.max_epochs"]),
+        "max_t": int(flat.get("search.max_t") or 0),
+        "base": flat,
+    }
+
+
+def _parse(text: str) -> Any:
+    """An MLflow param string (Python's str of the value) back to the value: numbers, booleans, None, lists."""
+    if text == "None":
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _at_epoch(history: pd.DataFrame, metric: str, epoch: int) -> float:
+    if metric not in history:
+        return math.nan
+    row = history.loc[history["epoch"] == epoch, metric]
+    return float(row.iloc[0]) if len(row) else math.nan
+
+
+def _best(values: np.ndarray, mode: str) -> float:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return math.nan
+    return float(finite.min() if mode == "min" else finite.max())

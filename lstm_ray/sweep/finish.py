@@ -1,0 +1,149 @@
+"""How a sweep ends: the winner scored on the test split and logged with the sweep's results, or, when the sweep
+fails or is interrupted, its parent run closed with the reason.
+
+    with closed_on_failure(tracker):                   # KILLED on Ctrl-C, FAILED on an error; then re-raised
+        summary = finish_sweep(cfg, data, results, tracker, started, reevaluation)
+
+The report is drawn here (reports/) and handed to the tracker as a folder: tracking/ never imports reports/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import tune
+
+from lstm_ray import outcomes
+from lstm_ray.config import ExperimentConfig, apply_params
+from lstm_ray.data.dataset import PreparedData
+from lstm_ray.data.windows import window_setting
+from lstm_ray.reports.page import write_report
+from lstm_ray.reports.record import SweepRecord
+from lstm_ray.sweep.manifest import build_manifest
+from lstm_ray.sweep.reevaluate import Reevaluation
+from lstm_ray.sweep.trainable import load_checkpoint_state, refit_on_holdout
+from lstm_ray.tracking.runs import TAG_BEST_TRIAL_ID, TAG_ERROR
+from lstm_ray.tracking.serving import raw_example
+from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep
+from lstm_ray.train.models import model_from_state
+from lstm_ray.train.training import evaluate
+
+INTERRUPTED = "the sweep was interrupted; `lstm-ray resume` continues it"
+
+
+@dataclass
+class SweepSummary:
+    name: str
+    metric: str
+    mode: str
+    best_params: dict[str, Any]
+    best_value: float
+    test_metrics: dict[str, float]
+    counts: dict[str, int]
+    parent_run_id: str
+    model_uri: str
+    storage_path: str
+    elapsed_s: float
+    failures: dict[str, str] = field(default_factory=dict)  # trial id -> reason
+    reevaluation: Reevaluation | None = None  # search.reevaluate: every candidate's scores over new seeds
+
+
+def finish_sweep(
+    cfg: ExperimentConfig,
+    data: PreparedData,
+    results: tune.ResultGrid,
+    tracker: SweepTracker | UntrackedSweep,
+    started: float,
+    reevaluation: Reevaluation | None = None,
+) -> SweepSummary:
+    """Score the winner (the re-evaluated one when there is a re-evaluation) on the test split, log it,
+    its manifest and the sweep's results, and close the parent run. Raises RuntimeError (the parent run closed
+    FAILED) when no trial reported the metric."""
+    metric, mode = cfg.search.metric, cfg.search.mode
+    failures = {r.metrics.get("trial_id", r.path): error_line(r.error) for r in results if r.error is not None}
+    scored = [r for r in results if r.metrics_dataframe is not None and metric in r.metrics_dataframe]
+    if not scored:
+        tracker.finish({}, {TAG_ERROR: "no trial reported a result"}, status="FAILED")
+        raise RuntimeError(f"no trial reported {metric}; every trial failed: {failures}")
+    best = reevaluation.best if reevaluation else results.get_best_result(metric, mode, "all", True)
+    state = load_checkpoint_state(best.get_best_checkpoint(metric, mode))
+    best_cfg = apply_params(cfg, best.config)
+    prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
+    if best_cfg.data.validation == "cv":
+        state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the report draws while the winner is scored and logged
+        logged = pool.submit(log_results, tracker, SweepRecord.from_results(cfg, results, data), results)
+        model = model_from_state(state)
+        test_windows = prepared.windows(window_setting(best_cfg))["test"]
+        test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
+        lookback = best_cfg.data.lookback
+        example = raw_example(cfg.data.source, state["preprocessing"], lookback)
+        tracker.log_model(model, example, state["preprocessing"], lookback)
+        logged.result()
+    best_value = float(state["metrics"][metric])
+    elapsed = time.monotonic() - started
+    compute = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
+    tracker.log_json(build_manifest(cfg, prepared, dict(best.config), reevaluation), "manifest.json")
+    scores = reevaluation.metrics() if reevaluation else {}
+    tracker.finish(
+        test | scores | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
+        {TAG_BEST_TRIAL_ID: str(best.metrics.get("trial_id"))},
+    )
+    return SweepSummary(
+        name=cfg.name,
+        metric=metric,
+        mode=mode,
+        best_params=dict(best.config),
+        best_value=best_value,
+        test_metrics=test,
+        counts=dict(tracker.callback.outcome_counts),
+        parent_run_id=tracker.parent_run_id,
+        model_uri=tracker.model_uri,  # "" when MLflow was unreachable: the model waits in the spilled writes
+        storage_path=results.experiment_path,
+        elapsed_s=elapsed,
+        failures=failures,
+        reevaluation=reevaluation,
+    )
+
+
+def log_results(tracker: SweepTracker | UntrackedSweep, record: SweepRecord, results: tune.ResultGrid) -> None:
+    """Write the report where the tracker uploads it from (when it wants one), then queue it with the leaderboard
+    and the checkpoints."""
+    folder = tracker.report_folder()
+    report = write_report(record, folder).parent if folder is not None else None
+    tracker.log_results(record, results, report)
+
+
+@contextlib.contextmanager
+def closed_on_failure(tracker: SweepTracker | UntrackedSweep) -> Iterator[None]:
+    """Close the sweep's parent run when the block raises (`close_failed`), then let the error go on."""
+    try:
+        yield
+    except BaseException as err:
+        close_failed(tracker, err)
+        raise
+
+
+def close_failed(tracker: SweepTracker | UntrackedSweep, err: BaseException) -> None:
+    """End the parent run of a sweep that `err` stopped: KILLED for Ctrl-C (KeyboardInterrupt: `lstm-ray resume`
+    continues it), else FAILED; `lstm_ray.error` says why. Nothing happens to a run already closed."""
+    interrupted = isinstance(err, KeyboardInterrupt)
+    reason = INTERRUPTED if interrupted else error_line(err)
+    tracker.finish({}, {TAG_ERROR: reason}, status="KILLED" if interrupted else "FAILED")
+
+
+def error_line(error: BaseException) -> str:
+    """The line of an error's text (often a trial's whole traceback) that says what went wrong; its type name
+    when it has no text."""
+    return outcomes.failure_summary(str(error)) if str(error).strip() else type(error).__name__
+
+
+def _cpu() -> Any:
+    import torch
+
+    return torch.device("cpu")
