@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lstm_ray.errors import DataError
+from lstm_ray.errors import DataError, one_line
 
 __all__ = ["GAP_FACTOR", "RowSpec", "Rows", "arrange_rows"]
 
@@ -222,7 +222,7 @@ def _time_values(table: pa.Table, time_column: str | None) -> np.ndarray | None:
         if pa.types.is_date(kind) or pa.types.is_timestamp(column.type):
             return pc.cast(column, pa.timestamp("s")).to_numpy(zero_copy_only=False).astype("datetime64[s]")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        detail = " ".join(str(err).split())[:160]
+        detail = one_line(err, limit=160)
         raise DataError(
             "data.time_column",
             f"column {time_column!r} cannot be read as times ({detail}); use ISO 8601 dates or numbers",

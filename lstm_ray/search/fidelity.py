@@ -22,8 +22,11 @@ same budget (same trials, same ASHA): the sweep's pick has lower regret and test
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from lstm_ray.config.space import Distribution
 
 
 @dataclass
@@ -46,6 +49,19 @@ class Fidelity:
     def reached(self, max_epochs: int) -> int:
         """Epochs that count for ranking: a trial that stopped itself is as good as one that ran them all."""
         return max_epochs if self.finished else min(self.epochs, max_epochs)
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """What a model-based searcher is built with: the space, the objective, the full fidelity (`train.max_epochs`),
+    the points to try first and the earlier trials (`searchers.KnownPoint`) to learn from."""
+
+    space: dict[str, Distribution]
+    metric: str
+    mode: str
+    max_epochs: int
+    points: Sequence[dict[str, Any]] = ()
+    known: Sequence[Any] = ()
 
 
 class TrialFidelities:

@@ -11,7 +11,7 @@ points, replaces the loss of a finished trial by `fidelity.ranked_loss` and boun
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import hyperopt as hpo
@@ -21,29 +21,25 @@ from hyperopt.fmin import generate_trial
 from ray.tune.search.hyperopt import HyperOptSearch
 
 from lstm_ray.config.space import Distribution
-from lstm_ray.search.fidelity import Fidelity, TrialFidelities, ranked_loss
+from lstm_ray.search.fidelity import Fidelity, SearchSetup, TrialFidelities, ranked_loss
 
 
 class TreeHyperOptSearch(HyperOptSearch):
     def __init__(
         self,
-        space: dict[str, Distribution],
+        setup: SearchSetup,
         *,
-        metric: str,
-        mode: str,
-        max_epochs: int,
         n_initial_points: int,
         seed: int | None,
-        points: Sequence[dict[str, Any]] = (),
-        known: Sequence[Any] = (),  # searchers.KnownPoint
         algo: Callable | None = None,  # default TPE; hyperopt.rand.suggest for random search
         max_history: int | None = None,  # scored trials the model is fitted on (None: all); see BoundedHistory
     ):
-        self.tree, self.max_epochs = space, max_epochs
-        self.fidelities = TrialFidelities(metric, mode)
+        space, mode = setup.space, setup.mode
+        self.tree, self.max_epochs = space, setup.max_epochs
+        self.fidelities = TrialFidelities(setup.metric, mode)
         super().__init__(
             space=hyperopt_space(space),
-            metric=metric,
+            metric=setup.metric,
             mode=mode,
             n_initial_points=n_initial_points,
             random_state_seed=seed,
@@ -52,13 +48,14 @@ class TreeHyperOptSearch(HyperOptSearch):
             self.algo = algo
         if max_history is not None:
             self.algo = BoundedHistory(self.algo, max_history)
-        if points or known:
+        if setup.points or setup.known:
             # Ray proposes its points from the end of this list backwards, hence reversed.
+            points = setup.points
             docs = [generate_trial(tid, hyperopt_values(space, p)) for tid, p in enumerate(reversed(points))]
-            for tid, point in enumerate(known, start=len(docs)):
+            for tid, point in enumerate(setup.known, start=len(docs)):
                 doc = generate_trial(tid, hyperopt_values(space, point.params))
                 doc["state"] = hpo.JOB_STATE_DONE
-                doc["result"] = {"status": "ok", "loss": ranked_loss(_fidelity(point), max_epochs, mode)}
+                doc["result"] = {"status": "ok", "loss": ranked_loss(_fidelity(point), self.max_epochs, mode)}
                 docs.append(doc)
             self._hpopt_trials = hpo.Trials()
             self._hpopt_trials.insert_trial_docs(docs)

@@ -9,7 +9,6 @@ Warm-start points are added to the study before Ray's `OptunaSearch` opens it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -18,7 +17,7 @@ from optuna.trial import TrialState, create_trial
 from ray.tune.search.optuna import OptunaSearch
 
 from lstm_ray.config.space import Distribution
-from lstm_ray.search.fidelity import TrialFidelities
+from lstm_ray.search.fidelity import SearchSetup, TrialFidelities
 
 STUDY = "lstm-ray"
 
@@ -40,32 +39,22 @@ class OptunaSpace:
 
 
 class EpochAwareOptunaSearch(OptunaSearch):
-    def __init__(
-        self,
-        space: dict[str, Distribution],
-        *,
-        metric: str,
-        mode: str,
-        max_epochs: int,
-        sampler: Any,
-        points: Sequence[dict[str, Any]] = (),
-        known: Sequence[Any] = (),  # searchers.KnownPoint
-    ):
-        self.max_epochs = max_epochs
-        self.fidelities = TrialFidelities(metric, mode)
+    def __init__(self, setup: SearchSetup, *, sampler: Any):
+        self.max_epochs = setup.max_epochs
+        self.fidelities = TrialFidelities(setup.metric, setup.mode)
         storage = optuna.storages.InMemoryStorage()
-        direction = "minimize" if mode == "min" else "maximize"
+        direction = "minimize" if setup.mode == "min" else "maximize"
         study = optuna.create_study(storage=storage, study_name=STUDY, direction=direction, sampler=sampler)
-        for point in known:
-            study.add_trial(_finished_trial(space, point, max_epochs))
+        for point in setup.known:
+            study.add_trial(_finished_trial(setup.space, point, setup.max_epochs))
         super().__init__(
-            space=OptunaSpace(space),
-            metric=metric,
-            mode=mode,
+            space=OptunaSpace(setup.space),
+            metric=setup.metric,
+            mode=setup.mode,
             sampler=sampler,
             storage=storage,
             study_name=STUDY,
-            points_to_evaluate=list(points) or None,
+            points_to_evaluate=list(setup.points) or None,
         )
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

@@ -26,6 +26,7 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from lstm_ray.config import MODEL_BASED, ExperimentConfig, dotted_keys
 from lstm_ray.config.space import Distribution, resolve_fixed_conditions
+from lstm_ray.search.fidelity import SearchSetup
 
 
 @dataclass
@@ -109,8 +110,7 @@ def _hyperopt_searcher(cfg: ExperimentConfig, known: list[KnownPoint], algo: Cal
 
     search = cfg.search
     return TreeHyperOptSearch(
-        search_space(cfg),
-        **_model_based(cfg, known),
+        search_setup(cfg, known),
         n_initial_points=search.n_initial_points,
         seed=search.seed,
         algo=algo,
@@ -140,20 +140,15 @@ def _bayesopt(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
 def _optuna_searcher(cfg: ExperimentConfig, known: list[KnownPoint], sampler: Any) -> Searcher:
     from lstm_ray.search.optuna_space import EpochAwareOptunaSearch
 
-    return EpochAwareOptunaSearch(search_space(cfg), **_model_based(cfg, known), sampler=sampler)
+    return EpochAwareOptunaSearch(search_setup(cfg, known), sampler=sampler)
 
 
-def _model_based(cfg: ExperimentConfig, known: list[KnownPoint]) -> dict[str, Any]:
-    """What both model-based searchers are told: the objective, the full fidelity, the points to try first and
-    the earlier trials to learn from."""
+def search_setup(cfg: ExperimentConfig, known: Sequence[KnownPoint]) -> SearchSetup:
+    """What a model-based searcher is built with (see `fidelity.SearchSetup`)."""
     search = cfg.search
-    return {
-        "metric": search.metric,
-        "mode": search.mode,
-        "max_epochs": cfg.train.max_epochs,
-        "points": search.points_to_evaluate,
-        "known": known,
-    }
+    return SearchSetup(
+        search_space(cfg), search.metric, search.mode, cfg.train.max_epochs, search.points_to_evaluate, known
+    )
 
 
 SEARCHERS: dict[str, Callable[[ExperimentConfig, list[KnownPoint]], Searcher | SearchAlgorithm]] = {
