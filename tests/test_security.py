@@ -235,7 +235,7 @@ def test_a_sweep_name_cannot_place_its_results_outside_storage(tiny_raw, tmp_pat
     except ConfigError as err:
         assert err.key == "name"
         return
-    folder = f"{cfg.name}-20260101-000000"  # as tuning.py names a sweep's folder
+    folder = f"{cfg.name}-20260101-000000"  # as storage.sweep_folder_name names a sweep's folder
     written = storage / folder / INFO_FILE
     assert written.resolve().is_relative_to(storage.resolve()) and len(Path(folder).parts) == 1
     save_resume_info(str(storage), folder, cfg, "parent-run")

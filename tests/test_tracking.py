@@ -1,4 +1,5 @@
-"""tracking.py and outbox.py against real MLflow stores (SQLite files; a closed port for an unreachable server)."""
+"""tracking/ (the parent run, the Tune callbacks, the outbox) against real MLflow stores (SQLite files; a closed
+port for an unreachable server)."""
 
 from __future__ import annotations
 

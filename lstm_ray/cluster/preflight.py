@@ -10,7 +10,7 @@ fits on; MLflow from the driver, which writes every run, and also from those nod
 `model.init_from` from MLflow.
 
 - resources: one trial's {CPU: resources.cpu, GPU: resources.gpu} fits a live node or a node type the autoscaler
-  can add (`capacity.py`).
+  can add (`sweep/capacity.py`).
 - storage: `storage.path` is writable from those nodes and is the same storage the driver sees (a local disk on
   each node is not: Tune writes checkpoints where the trial runs and reads them on the driver).
 - mlflow: the tracking store answers within `timeout_s` (a SQLite store: its folder exists and is writable).

@@ -12,7 +12,7 @@
 listed values, and a trial where it is inactive keeps the base config's value (and does not log it). A condition
 names either a searched `choice`/`grid` dimension that is itself unconditional (HyperOpt then searches a tree,
 which is what the "tree" in TPE is for) or a fixed config value such as `data.task`, decided before the sweep.
-`searchers.py` turns a space into each searcher's own form.
+`search/searchers.py` turns a space into each searcher's own form.
 """
 
 from __future__ import annotations

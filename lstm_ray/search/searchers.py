@@ -39,7 +39,7 @@ class KnownPoint:
 
 
 def search_space(cfg: ExperimentConfig) -> dict[str, Distribution]:
-    """The parsed space with conditions on fixed config values decided (see `search_space.py`)."""
+    """The parsed space with conditions on fixed config values decided (see `config/space.py`)."""
     base = dotted_keys(cfg.to_dict())
     return resolve_fixed_conditions(cfg.parsed_space(), base)
 

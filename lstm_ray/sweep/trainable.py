@@ -1,6 +1,6 @@
 """The Ray Tune function trainable: rebuild the trial's config, fetch shared data, train, report, checkpoint.
 
-All training logic lives in `training.py` (and `crossval.py`, `transfer.py`); this module only connects it
+All training logic lives in train/ (`training.py`, `crossval.py`, `transfer.py`); this module only connects it
 to Tune's report / checkpoint API.
 """
 

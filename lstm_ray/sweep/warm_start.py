@@ -7,7 +7,7 @@ A trial is used when it completed or was stopped early (failed trials are skippe
 `search.metric` on the same `data.source`, and its values, read back from the MLflow params, lie in today's
 `search.space`. A value searched then but fixed now must equal today's; one fixed then but searched now is
 taken from the earlier sweep's config. Each point keeps its fidelity (the epochs it trained), so a trial
-that was stopped early counts as one (see `fidelity.py`).
+that was stopped early counts as one (see `search/fidelity.py`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 
     fit(model, windows, cfg.train, inverse_targets=..., report=lambda metrics, checkpoint: print(metrics))
 
-A unit test trains a model with it in a second; `trainable.py` plugs it into Ray Tune. Each Trainer keeps its
+A unit test trains a model with it in a second; `sweep/trainable.py` plugs it into Ray Tune. Each Trainer keeps its
 own shuffling and dropout random streams, so several (one per cross-validation fold) can run side by side
 and each one resumes exactly from its own state.
 """

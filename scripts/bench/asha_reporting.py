@@ -1,7 +1,7 @@
 """ASHA + TPE: how early-stopped trials are reported to HyperOpt, lstm-ray's way against Ray's default.
 
 Ray's HyperOptSearch tells TPE a trial's *last* value when ASHA stops it, as if that value were final.
-lstm-ray's searcher (`lstm_ray/fidelity.py`) reports each trial's best value so far with the epochs it trained,
+lstm-ray's searcher (`lstm_ray/search/fidelity.py`) reports each trial's best value so far with the epochs it trained,
 ranked by epochs first. Both are judged on the same budget (the same number of trials, the same ASHA):
 
 1. Learning curves are measured once: 80 LSTM/GRU configurations (cell x hidden size x learning rate x batch
