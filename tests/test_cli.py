@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from cli_runs import run_cli
 from conftest import REPO
 
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
-
-
-def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    # Runs main() and then reports whether Ray was imported, to prove no Ray is started for bad input.
-    code = (
-        "import sys; from lstm_ray.cli import main; rc = main(sys.argv[1:]); "
-        "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY', file=sys.stderr); sys.exit(rc)"
-    )
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def test_validate_says_ok_for_the_quickstart():

@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from cli_runs import cli, finish
 from conftest import TINY, load_local_cluster
-from test_resume import cli, finish
 
 WAIT_LIMIT_S = 600  # a guard against a sweep that never gets there, not a timing assertion
 

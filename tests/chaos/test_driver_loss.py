@@ -7,8 +7,9 @@ the experiment in storage and what the outbox had sent to MLflow. The driver's t
 from __future__ import annotations
 
 import pytest
+from cli_runs import cli, finish
 from mlflow.tracking import MlflowClient
-from test_resume import RESUMED_TRIALS, assert_resumed_into_the_same_runs, cli, finish, resumable_sweep, sweep_runs
+from resume_runs import RESUMED_TRIALS, assert_resumed_into_the_same_runs, resumable_sweep, sweep_runs
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 from tune_runs import kill_session
 

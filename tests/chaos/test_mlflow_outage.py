@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from cli_runs import cli, finish
 from mlflow.tracking import MlflowClient
-from test_resume import cli, finish
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder, wait_for_first_metric
 
 from chaos.sweeps import random_sweep, tune_rows, wait_until

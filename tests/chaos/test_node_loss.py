@@ -7,8 +7,8 @@ as when a machine goes away. The sweep's storage is a folder every node sees, as
 from __future__ import annotations
 
 import pytest
+from cli_runs import cli, finish
 from mlflow.tracking import MlflowClient
-from test_resume import cli, finish
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 
 from chaos.sweeps import local_cluster, node_of, random_sweep, tune_rows, wait_until

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import shlex
 import socket
-import subprocess
-import sys
 
 import pytest
 import yaml
+from cli_runs import run_cli
 
 from lstm_ray.cluster.jobs import auth_advice, check_cluster_paths, entrypoint, local_store, sqlite_folder
 from lstm_ray.config import parse_config
@@ -79,14 +78,6 @@ def test_auth_advice_names_the_variable_to_set(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_TOKEN", "x")
     advice = auth_advice("http://h:8265", missing=False)
     assert "rejected the token from RAY_AUTH_TOKEN" in advice and "unset RAY_AUTH_TOKEN" in advice
-
-
-def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    code = (
-        "import sys; from lstm_ray.cli import main; rc = main(sys.argv[1:]); "
-        "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY', file=sys.stderr); sys.exit(rc)"
-    )
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 @pytest.fixture

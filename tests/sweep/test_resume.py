@@ -10,19 +10,16 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY
+from cli_runs import cli, finish, run_cli
 from mlflow.tracking import MlflowClient
 from ray.tune import ExperimentAnalysis
-from test_cli import run_cli
+from resume_runs import RESUMED_TRIALS, assert_resumed_into_the_same_runs, resumable_sweep, sweep_runs
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
-from tune_runs import kill_session
 
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
@@ -51,66 +48,11 @@ def test_resuming_an_unknown_sweep_is_one_error_line_before_ray(tmp_path):
     assert done.stderr.splitlines()[0].startswith("error: NAME_OR_PATH: 'nothing' is neither a sweep folder")
 
 
-def cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`lstm-ray ARGS` started in a session of its own (stdout and stderr together)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "lstm_ray.cli", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
-    """Wait for `proc`; kill whatever is left of its session (Ray's processes included); return its output."""
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    finally:
-        kill_session(proc.pid)
-    return out
-
-
-RESUMED_TRIALS = 6
-
-
-def resumable_sweep(path, tracking_uri: str, storage: str, keep_checkpoints: int | None = 5) -> None:
-    """Write the sweep these tests interrupt to `path`: 6 trials of HyperOpt + ASHA, 4 epochs each.
-
-    A test that watches Tune's results in `storage` passes keep_checkpoints=1: every checkpoint then forces a
-    snapshot of the experiment there, instead of one about every 10 s."""
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
-    raw["train"] |= {"max_epochs": 4, "batch_size": 16}
-    raw["search"] = {
-        "algorithm": "hyperopt",
-        "scheduler": "asha",
-        "grace_period": 1,
-        "n_initial_points": 2,
-        "num_samples": RESUMED_TRIALS,
-        "space": {"train.lr": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}},
-    }
-    raw["tracking"] = {"uri": tracking_uri, "experiment": "resume"}
-    raw["storage"] = {"path": storage, "keep_checkpoints": keep_checkpoints}
-    path.write_text(yaml.safe_dump(raw))
-
-
 @pytest.fixture
 def sweep_file(tmp_path):
     path = tmp_path / "tiny.yaml"
     resumable_sweep(path, "sqlite:///mlflow.db", "results")  # relative: resume runs where tune did
     return path
-
-
-def sweep_runs(client: MlflowClient) -> tuple[list, list]:
-    """(parent runs, child runs) of the experiment `resumable_sweep` logs to."""
-    experiment = client.get_experiment_by_name("resume")
-    if experiment is None:
-        return [], []
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("lstm_ray.role") == "sweep"]
-    return parents, [r for r in runs if r.data.tags.get("lstm_ray.role") == "trial"]
 
 
 ENDED_TRIALS = """
@@ -131,20 +73,6 @@ def wait_for_ended_trials(tmp_path, proc: subprocess.Popen, count: int) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError("no trial ended within 5 minutes")
-
-
-def assert_resumed_into_the_same_runs(client: MlflowClient, out: str) -> None:
-    parents, children = sweep_runs(client)
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED", out[-3000:]
-    trial_ids = Counter(r.data.tags["lstm_ray.trial_id"] for r in children)
-    assert len(children) == RESUMED_TRIALS and max(trial_ids.values()) == 1, trial_ids  # no duplicate runs
-    open_runs = [
-        (r.data.tags["lstm_ray.trial_id"], r.info.status, r.data.tags)
-        for r in children
-        if r.info.status not in ("FINISHED", "KILLED")
-    ]
-    assert not open_runs, f"{open_runs}\n{out[-6000:]}"
-    assert parents[0].data.metrics["trials_total"] == RESUMED_TRIALS
 
 
 @pytest.mark.slow

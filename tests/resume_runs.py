@@ -1,0 +1,56 @@
+"""The resumable sweep that the resume tests (tests/sweep/test_resume.py) and the chaos suite interrupt, and what a
+resume must leave in MLflow."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import yaml
+from conftest import TINY
+from mlflow.tracking import MlflowClient
+
+RESUMED_TRIALS = 6
+
+
+def resumable_sweep(path, tracking_uri: str, storage: str, keep_checkpoints: int | None = 5) -> None:
+    """Write the sweep these tests interrupt to `path`: 6 trials of HyperOpt + ASHA, 4 epochs each.
+
+    A test that watches Tune's results in `storage` passes keep_checkpoints=1: every checkpoint then forces a
+    snapshot of the experiment there, instead of one about every 10 s."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    raw["train"] |= {"max_epochs": 4, "batch_size": 16}
+    raw["search"] = {
+        "algorithm": "hyperopt",
+        "scheduler": "asha",
+        "grace_period": 1,
+        "n_initial_points": 2,
+        "num_samples": RESUMED_TRIALS,
+        "space": {"train.lr": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"choice": [4, 8]}},
+    }
+    raw["tracking"] = {"uri": tracking_uri, "experiment": "resume"}
+    raw["storage"] = {"path": storage, "keep_checkpoints": keep_checkpoints}
+    path.write_text(yaml.safe_dump(raw))
+
+
+def sweep_runs(client: MlflowClient) -> tuple[list, list]:
+    """(parent runs, child runs) of the experiment `resumable_sweep` logs to."""
+    experiment = client.get_experiment_by_name("resume")
+    if experiment is None:
+        return [], []
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("lstm_ray.role") == "sweep"]
+    return parents, [r for r in runs if r.data.tags.get("lstm_ray.role") == "trial"]
+
+
+def assert_resumed_into_the_same_runs(client: MlflowClient, out: str) -> None:
+    parents, children = sweep_runs(client)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED", out[-3000:]
+    trial_ids = Counter(r.data.tags["lstm_ray.trial_id"] for r in children)
+    assert len(children) == RESUMED_TRIALS and max(trial_ids.values()) == 1, trial_ids  # no duplicate runs
+    open_runs = [
+        (r.data.tags["lstm_ray.trial_id"], r.info.status, r.data.tags)
+        for r in children
+        if r.info.status not in ("FINISHED", "KILLED")
+    ]
+    assert not open_runs, f"{open_runs}\n{out[-6000:]}"
+    assert parents[0].data.metrics["trials_total"] == RESUMED_TRIALS
