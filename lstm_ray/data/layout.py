@@ -18,10 +18,26 @@ import pyarrow.compute as pc
 
 from lstm_ray.errors import DataError, one_line
 
-__all__ = ["GAP_FACTOR", "RowSpec", "Rows", "arrange_rows"]
+__all__ = ["GAP_FACTOR", "RowSpec", "Rows", "arrange_rows", "seasonal_period"]
 
 GAP_FACTOR = 1.5  # a step this many times longer than the usual one counts as a gap in the time column
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+TIME_FORMS = "numbers, dates, timestamps or text such as 2024-01-31, 2024-01-31T06:00:00.250Z, 2024-01, 2024Q1, 2024"
+# Text forms ISO 8601 parsing refuses, rewritten to the first day of their period (pattern, replacement).
+PERIOD_TEXT = [
+    (r"^(\d{4})$", r"\1-01-01"),  # year
+    (r"^(\d{4})[-/](\d{2})$", r"\1-\2-01"),  # year-month
+    *[(rf"^(\d{{4}})[- ]?[Qq]{q}$", rf"\1-{3 * q - 2:02d}-01") for q in range(1, 5)],  # year-quarter
+]
+ZONE = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"  # a clock time ending in Z or an offset
+# Usual steps in seconds (shortest, longest) and the season length they imply.
+SEASONS = [
+    (3600, 3600, 24),  # hourly: a day
+    (86400, 86400, 7),  # daily: a week
+    (7 * 86400, 7 * 86400, 52),  # weekly: a year
+    (28 * 86400, 31 * 86400, 12),  # monthly: a year
+    (89 * 86400, 92 * 86400, 4),  # quarterly: a year
+]
 
 
 @dataclass
@@ -63,7 +79,7 @@ class Rows:
     values: np.ndarray  # rows x value_columns + history_columns, float64, NaN where missing
     columns: list[str]
     categories: dict[str, np.ndarray]  # raw category per row (object arrays; None where missing)
-    times: np.ndarray | None  # datetime64[s] or float64
+    times: np.ndarray | None  # datetime64 (us, or a timestamp column's own unit) or float64
     offsets: np.ndarray  # series i is rows offsets[i]:offsets[i + 1]
     series_ids: list[Any]  # id of each series (0 when there is no id column)
     labels: np.ndarray | None = None  # classify: the raw label per row
@@ -204,8 +220,31 @@ def _id_codes(table: pa.Table, id_column: str | None) -> tuple[np.ndarray, list[
     return codes.astype(np.int64), unique.tolist()
 
 
+def seasonal_period(times: np.ndarray | None, offsets: np.ndarray) -> int:
+    """The season length the time column's usual step implies: hourly 24, daily 7, weekly 52, monthly 12,
+    quarterly 4; 0 when unknown (no time column, numeric times, or any other step). The usual step is the
+    (lower) median of the steps within series (series i is rows offsets[i]:offsets[i + 1]), so a few gaps or
+    months of different lengths do not change it."""
+    if times is None or times.dtype.kind != "M" or len(times) < 2:
+        return 0
+    within = np.ones(len(times) - 1, dtype=bool)
+    within[np.asarray(offsets[1:-1], dtype=np.int64) - 1] = False  # the step into each later series' first row
+    steps = _seconds(np.diff(times)[within])
+    if len(steps) == 0:
+        return 0
+    usual = float(np.partition(steps, (len(steps) - 1) // 2)[(len(steps) - 1) // 2])
+    return next((season for low, high, season in SEASONS if low <= usual <= high), 0)
+
+
+def _seconds(steps: np.ndarray) -> np.ndarray:
+    """Time steps as float64 seconds (keeping any sub-second part); numeric steps as they are."""
+    return steps / np.timedelta64(1, "s") if steps.dtype.kind == "m" else steps.astype(np.float64)
+
+
 def _time_values(table: pa.Table, time_column: str | None) -> np.ndarray | None:
-    """Sortable time per row: datetime64[s] for dates, timestamps and ISO-8601 text; float64 for numbers."""
+    """Sortable time per row: float64 for numbers; datetime64 for dates (unit us), timestamps (their own unit)
+    and text (unit us, see `_text_times`). Zoned times become UTC. Raises DataError for missing values and for
+    a column that is none of these."""
     if time_column is None:
         return None
     column = table.column(time_column).combine_chunks()
@@ -216,29 +255,42 @@ def _time_values(table: pa.Table, time_column: str | None) -> np.ndarray | None:
     kind = column.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return column.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_timestamp(kind):
+        return pc.cast(column, pa.timestamp(kind.unit)).to_numpy(zero_copy_only=False)
+    if pa.types.is_date(kind):
+        return pc.cast(column, pa.timestamp("us")).to_numpy(zero_copy_only=False)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return _text_times(column, time_column)
+    raise DataError("data.time_column", f"column {time_column!r} is {kind}, which cannot be ordered; use {TIME_FORMS}")
+
+
+def _text_times(column: pa.Array, time_column: str) -> np.ndarray:
+    """ISO 8601 text as datetime64[us]: dates and timestamps (sub-second parts kept; with Z or an offset they
+    become UTC), and the first day of a year `2024`, month `2024-01` / `2024/01` or quarter `2024Q1` /
+    `2024-Q1` / `2024 Q1`. Raises DataError naming the accepted forms for any other text."""
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    for pattern, replacement in PERIOD_TEXT:
+        text = pc.replace_substring_regex(text, pattern=pattern, replacement=replacement)
+    zoned = pc.match_substring_regex(text, ZONE)
     try:
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            column = pc.cast(column, pa.timestamp("s"))
-        if pa.types.is_date(kind) or pa.types.is_timestamp(column.type):
-            return pc.cast(column, pa.timestamp("s")).to_numpy(zero_copy_only=False).astype("datetime64[s]")
+        local = pc.cast(pc.if_else(zoned, None, text), pa.timestamp("us"))
+        utc = pc.cast(pc.cast(pc.if_else(zoned, text, None), pa.timestamp("us", "UTC")), pa.timestamp("us"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        detail = one_line(err, limit=160)
         raise DataError(
             "data.time_column",
-            f"column {time_column!r} cannot be read as times ({detail}); use ISO 8601 dates or numbers",
+            f"column {time_column!r} cannot be read as times ({one_line(err, limit=160)}); use {TIME_FORMS}",
         ) from None
-    raise DataError(
-        "data.time_column", f"column {time_column!r} is {kind}, which cannot be ordered; use dates or numbers"
-    )
+    return pc.if_else(zoned, utc, local).to_numpy(zero_copy_only=False)
 
 
 def _check_unique_times(times: np.ndarray, id_codes: np.ndarray, time_column: str | None) -> None:
     same = (times[1:] == times[:-1]) & (id_codes[1:] == id_codes[:-1])
     if same.any():
         example = times[1:][same][0]
+        shown = np.datetime_as_string(example, unit="auto") if times.dtype.kind == "M" else example
         raise DataError(
             "data.time_column",
-            f"{int(same.sum())} rows repeat a time within one series (e.g. {example}) in {time_column!r}; "
+            f"{int(same.sum())} rows repeat a time within one series (e.g. {shown}) in {time_column!r}; "
             "set data.id_column if the table holds several series, or remove the duplicates",
         )
 
@@ -249,7 +301,7 @@ def _gap_notes(times: np.ndarray, id_codes: np.ndarray, time_column: str | None)
     steps = np.diff(times)[within]
     if len(steps) == 0:
         return []
-    numbers = steps.astype("timedelta64[s]").astype(np.float64) if steps.dtype.kind == "m" else steps
+    numbers = _seconds(steps)
     usual = float(np.median(numbers))
     gaps = numbers > GAP_FACTOR * usual
     if not gaps.any():

@@ -25,7 +25,7 @@ def test_rows_are_sorted_by_time_within_each_id():
 def test_iso_text_times_are_parsed_not_sorted_as_text():
     table = pa.table({"t": ["2020-01-10", "2020-01-09", "2020-01-11"], "y": [2.0, 1.0, 3.0]})
     rows = arrange_rows(table, spec())
-    assert rows.values[:, 0].tolist() == [1.0, 2.0, 3.0] and rows.times.dtype == "datetime64[s]"
+    assert rows.values[:, 0].tolist() == [1.0, 2.0, 3.0] and rows.times.dtype == "datetime64[us]"
 
 
 @pytest.mark.parametrize(
