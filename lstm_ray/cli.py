@@ -136,6 +136,10 @@ def run_validate(args: argparse.Namespace) -> int:
     )
     for line in details:
         print(f"  {line}")
+    from lstm_ray.sweep.comparison import baseline_bar
+
+    for line in baseline_bar(cfg, data):
+        print(f"  {line}")
     return 0
 
 
@@ -226,6 +230,8 @@ def print_summary(summary, tracking_uri: str) -> None:
     for trial_id, reason in summary.failures.items():
         print(f"  failed {trial_id}: {reason}")
     print(f"Best trial: {summary.metric} = {summary.best_value:.5g}")
+    if summary.tie_note:
+        print(f"  ({summary.tie_note})")
     for key, value in sorted(summary.best_params.items()):
         print(f"  {key} = {value:.4g}" if isinstance(value, float) else f"  {key} = {value}")
     if summary.reevaluation:
@@ -234,6 +240,8 @@ def print_summary(summary, tracking_uri: str) -> None:
             values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items())
             print(f"  {rank}. {c.mean:.5g} +- {c.std:.2g}  (sweep {c.sweep_value:.5g})  {values}")
     print("Winner on the held-out test split: " + ", ".join(f"{k} = {v:.5g}" for k, v in summary.test_metrics.items()))
+    for line in summary.comparison.lines() if summary.comparison else []:
+        print(line if line.startswith("WARNING") else f"Against the naive baselines: {line}")
     if not summary.parent_run_id:
         print("MLflow: off (tracking.enabled: false)")
     else:

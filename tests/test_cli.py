@@ -13,6 +13,10 @@ def test_validate_says_ok_for_the_quickstart():
     done = run_cli("validate", QUICKSTART)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OK: quickstart")
+    assert (
+        "baselines to beat (val_rmse on the validation windows): last_value 0.9408, seasonal 1.479, drift 1.101"
+        in done.stdout
+    )
     assert "NO_RAY" in done.stderr
 
 

@@ -16,6 +16,7 @@ across sections), `loading` (YAML, `--set`, `load_config`, `parse_config`, `appl
 from lstm_ray.config.loading import _StrictLoader as _StrictLoader  # for the test that the YAML loader is safe
 from lstm_ray.config.loading import apply_override, apply_params, dotted_keys, load_config, parse_config
 from lstm_ray.config.schema import (
+    FRAME_KEYS,
     MODEL_BASED,
     PBT_MUTABLE,
     PREPARED_KEYS,
@@ -35,6 +36,7 @@ from lstm_ray.config.schema import (
 from lstm_ray.errors import ConfigError
 
 __all__ = [
+    "FRAME_KEYS",
     "MODEL_BASED",
     "PBT_MUTABLE",
     "PREPARED_KEYS",

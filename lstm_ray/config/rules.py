@@ -1,6 +1,7 @@
 """The checks that span sections: a value is valid on its own (each section's `check()`), but is it valid
 with the rest of the config? The metric against the task, the search space against the fields it names and the
-searcher, `points_to_evaluate` against the space, the scheduler against the searcher, the name as a folder.
+searcher (never one that scores trials on different targets), `points_to_evaluate` against the space, the
+scheduler against the searcher, the name as a folder.
 
     check_name(cfg.name); check_values(cfg); check_search(cfg)  # what parse_config runs, in this order
 
@@ -14,6 +15,7 @@ import math
 from typing import Any
 
 from lstm_ray.config.schema import (
+    FRAME_KEYS,
     MODEL_BASED,
     PBT_MUTABLE,
     PREPARED_KEYS,
@@ -67,6 +69,7 @@ def check_search(cfg: ExperimentConfig) -> None:
     for i, point in enumerate(search.points_to_evaluate):
         _check_point(cfg, f"search.points_to_evaluate[{i}]", point, space)
     _check_metric(cfg)
+    _check_highway(cfg, space)
     _check_scheduler(cfg, space)
     _check_budgets(cfg)
     if search.warm_start and search.algorithm not in MODEL_BASED:
@@ -82,13 +85,14 @@ def check_search(cfg: ExperimentConfig) -> None:
 def _check_dimension(cfg: ExperimentConfig, path: str, dist: Distribution) -> None:
     key, algorithm = f"search.space.{path}", cfg.search.algorithm
     _check_search_path(cfg, key, path)
+    _check_comparable(key, path, dist)
     if algorithm in MODEL_BASED and dist.kind == "grid":
         raise ConfigError(
             key, f"grid dimensions cannot be mixed with {algorithm}; use {{choice: [...]}} or search.algorithm: grid"
         )
     if algorithm == "grid" and not dist.is_finite:
         raise ConfigError(key, f"grid search needs a finite set of values, got {dist.kind}; use {{grid: [...]}}")
-    if path in (*WINDOW_KEYS, *PREPARED_KEYS) and not dist.is_finite:
+    if path in (*WINDOW_KEYS, *PREPARED_KEYS, *FRAME_KEYS) and not dist.is_finite:
         raise ConfigError(
             key,
             f"{path} must be searched over a finite set so windows are built once per value; use {{choice: [...]}}",
@@ -179,6 +183,22 @@ def _check_scheduler(cfg: ExperimentConfig, space: dict[str, Distribution]) -> N
         )
 
 
+def _check_highway(cfg: ExperimentConfig, space: dict[str, Distribution]) -> None:
+    """model.highway reads the last N target values of a forecast window: N may not exceed any lookback."""
+    highways = space["model.highway"].representative_values() if "model.highway" in space else [cfg.model.highway]
+    if not max(highways):
+        return
+    if cfg.data.task == "classify":
+        raise ConfigError("model.highway", "applies to forecast only; remove it for task classify")
+    lookbacks = space["data.lookback"].representative_values() if "data.lookback" in space else [cfg.data.lookback]
+    if max(highways) > min(lookbacks):
+        raise ConfigError(
+            "model.highway",
+            f"reads the last {max(highways)} steps but a window has {min(lookbacks)} (data.lookback); "
+            "lower model.highway or raise data.lookback",
+        )
+
+
 def _check_budgets(cfg: ExperimentConfig) -> None:
     valid = TASK_METRICS[cfg.data.task]
     for metric, target in cfg.search.stop.items():
@@ -209,11 +229,29 @@ def _check_search_path(cfg: ExperimentConfig, key: str, path: str) -> None:
     fields = [f.name for f in dataclasses.fields(getattr(cfg, section))]
     if name not in fields:
         raise ConfigError(key, f"{path!r} names no config field{suggest(name, fields)}")
-    if section == "data" and path not in (*WINDOW_KEYS, *PREPARED_KEYS):
+    if section == "data" and path not in (*WINDOW_KEYS, *PREPARED_KEYS, *FRAME_KEYS):
         raise ConfigError(
             key,
             f"{path} is fixed for the whole sweep (the data is prepared once); only "
-            f"{', '.join(WINDOW_KEYS + PREPARED_KEYS)} can be searched: run one sweep per {path} value",
+            f"{', '.join(k for k in WINDOW_KEYS + PREPARED_KEYS + FRAME_KEYS if k != 'data.horizon')} can be searched: "
+            f"run one sweep per {path} value",
+        )
+
+
+def _check_comparable(key: str, path: str, dist: Distribution) -> None:
+    """Trials are ranked by their validation scores, so every trial must be scored on the same targets: a
+    searched horizon predicts other targets, and `missing: drop` removes rows (a fixed value of either is fine)."""
+    if path == "data.horizon":
+        raise ConfigError(
+            key,
+            "searching the horizon changes what each trial is scored on, so trials cannot be compared; "
+            "run one sweep per horizon",
+        )
+    if path == "data.missing" and "drop" in dist.representative_values():
+        raise ConfigError(
+            key,
+            "drop removes rows and so changes the validation targets, so trials cannot be compared; "
+            "search interpolate, ffill and mask, or run a separate sweep with missing: drop",
         )
 
 

@@ -40,6 +40,9 @@ class DataConfig:
     calendar: list[Literal["hour", "weekday", "day", "month", "dayofyear"]] = field(default_factory=list)
     lags: list[int] = field(default_factory=list)  # forecast: add target(s) k rows back, e.g. [1, 52]
     differences: list[int] = field(default_factory=list)  # forecast: add target(t) - target(t - k)
+    window_norm: Literal["none", "last", "mean", "standard"] = "standard"  # forecast: each window relative to itself
+    target_transform: Literal["none", "diff", "log", "log_diff"] = "none"  # forecast: predict changes / logs
+    season_length: int = 0  # forecast: steps per season (seasonal baseline, MASE); 0: from the time column
     validation: Literal["holdout", "cv"] = "holdout"  # cv: trials report the mean and spread over folds
     folds: int = 5  # cv folds
     cv_scheme: Literal["expanding", "sliding", "kfold"] | None = None  # default: expanding (forecast), kfold
@@ -66,6 +69,7 @@ class DataConfig:
         for key in ("target", "features", "categorical", "calendar", "lags", "differences"):
             check_unique(f"data.{key}", self.targets if key == "target" else getattr(self, key) or [])
         self._check_task_keys()
+        at_least("data.season_length", self.season_length, 0)
         for key, steps in (("data.lags", self.lags), ("data.differences", self.differences)):
             for step in steps:
                 at_least(key, step, 1)
@@ -74,9 +78,11 @@ class DataConfig:
         if self.task == "classify":
             if len(self.targets) > 1:
                 raise ConfigError("data.target", f"classify takes one label column, got {self.target!r}")
-            for key in ("lags", "differences"):
+            for key in ("lags", "differences", "season_length"):
                 if getattr(self, key):
                     raise ConfigError(f"data.{key}", "applies to forecast only; remove it for task classify")
+            if self.target_transform != "none":
+                raise ConfigError("data.target_transform", "applies to forecast only; remove it for task classify")
             if self.cv_scheme not in (None, "kfold"):
                 raise ConfigError("data.cv_scheme", f"classify uses kfold, got {self.cv_scheme!r}; use kfold")
         elif self.cv_scheme == "kfold":
@@ -104,6 +110,7 @@ class ModelConfig:
     bidirectional: bool = False  # read the window both ways
     proj_size: int = 0  # LSTM only: project each hidden state down to this many units (0: off, < hidden_size)
     head: Literal["last", "mean", "attention"] = "last"  # time steps -> one vector: last step, mean, attention
+    highway: int = 0  # forecast: add a linear autoregression on the last N target values to the output; 0: off
     input_dropout: float = 0.0  # on every input time step, in [0, 1)
     dropout: float = 0.0  # between stacked layers and before the head, in [0, 1)
     recurrent_dropout: float = 0.0  # variational: one mask per sequence on the hidden state, in [0, 1)
@@ -120,6 +127,7 @@ class ModelConfig:
         at_least("model.hidden_size", self.hidden_size, 1)
         at_least("model.num_layers", self.num_layers, 1)
         at_least("model.proj_size", self.proj_size, 0)
+        at_least("model.highway", self.highway, 0)
         if self.proj_size >= self.hidden_size:
             raise ConfigError(
                 "model.proj_size", f"must be below hidden_size {self.hidden_size}, got {self.proj_size}; or 0 for off"
@@ -364,7 +372,8 @@ class ExperimentConfig:
 
 
 WINDOW_KEYS = ("data.lookback", "data.horizon", "data.stride")  # searchable only over finite sets
-PREPARED_KEYS = ("data.scaling", "data.missing", "data.categorical_encoding")  # each choice prepared once
+PREPARED_KEYS = ("data.scaling", "data.missing", "data.categorical_encoding", "data.target_transform")  # each prepared
+FRAME_KEYS = ("data.window_norm",)  # searchable over finite sets; the model applies them to each window
 SECTIONS = ("data", "model", "train", "search", "resources", "tracking", "storage")
 MODEL_BASED = ("hyperopt", "optuna", "bayesopt")  # searchers that learn from finished trials
 # What PBT may change in a running trial: values the restored checkpoint does not fix (the network's shape,
@@ -384,6 +393,6 @@ PBT_MUTABLE = (
 # Every validation metric a task reports and whether it is minimised or maximised, so the config can check
 # `search.metric` and `search.mode` before anything runs.
 TASK_METRICS: dict[str, dict[str, str]] = {
-    "forecast": {"val_loss": "min", "val_rmse": "min", "val_mae": "min", "val_mape": "min", "val_smape": "min"},
+    "forecast": {f"val_{name}": "min" for name in ("loss", "rmse", "mae", "mase", "mape", "smape")},
     "classify": {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "val_auc": "max"},
 }

@@ -71,7 +71,7 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         licence="public domain",
         target="realgdp",
         time_column="date",
-        features=[c for c in _MACRO_SERIES if c != "realgdp"],
+        features=_MACRO_SERIES,  # the target's own history first, then the other series
     ),
     "seattle_weather": BuiltinDataset(
         name="seattle_weather",
@@ -82,7 +82,7 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         licence="public domain (NOAA)",
         target="temp_max",
         time_column="date",
-        features=["temp_min", "precipitation", "wind"],
+        features=["temp_max", "temp_min", "precipitation", "wind"],
     ),
     "japanese_vowels": BuiltinDataset(
         name="japanese_vowels",

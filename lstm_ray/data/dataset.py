@@ -6,34 +6,27 @@
     data.folds(setting)[k]["val"]             # with data.validation: cv; scaled by fold k's own scaler
     data.inverse_targets(y, fold=k)           # forecast targets back on the original scale
 
-Runs once on the driver; windows of every setting and every fold are built here, so trials share them
-through the Ray object store instead of rebuilding them.
+`PreparedData` (data/prepared.py) holds the result. Runs once on the driver; windows of every setting and every
+fold are built here, so trials share them through the Ray object store instead of rebuilding them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
 from lstm_ray.config import PREPARED_KEYS, WINDOW_KEYS, DataConfig, ExperimentConfig
 from lstm_ray.data import splits
+from lstm_ray.data.baselines import naive_mae
 from lstm_ray.data.columns import resolve_columns
 from lstm_ray.data.features import EncodedRows, FeatureSpec, encode_rows, fit_vocabularies
-from lstm_ray.data.layout import Rows, RowSpec, arrange_rows
-from lstm_ray.data.preprocess import Scaler, fill_missing
+from lstm_ray.data.layout import Rows, RowSpec, arrange_rows, seasonal_period
+from lstm_ray.data.prepared import PreparedData, Scaled, prepared_key
+from lstm_ray.data.preprocess import Scaler, fill_missing, log_targets
 from lstm_ray.data.sources import read_table
-from lstm_ray.data.windows import (
-    SPLITS,
-    Windows,
-    WindowSetting,
-    forecast_windows,
-    padded_sequences,
-    split_runs,
-)
+from lstm_ray.data.windows import WindowSetting, split_runs
 from lstm_ray.errors import DataError
 
 __all__ = [
@@ -42,175 +35,6 @@ __all__ = [
     "prepare_sweep_data",
     "window_settings",
 ]
-
-
-@dataclass
-class Scaled:
-    """Rows filled and scaled by a scaler fitted on one set of training rows (the holdout's or a fold's)."""
-
-    values: np.ndarray  # rows x columns float32; missing inputs are 0 (the training centre)
-    scaler: Scaler
-    target_ok: np.ndarray  # per row: every forecast target was observed (False only with missing: mask)
-
-
-@dataclass
-class PreparedData:
-    """Encoded rows, their splits and folds, and the windows (or sequences) of every setting a sweep uses."""
-
-    task: str  # forecast | classify
-    columns: list[str]  # columns of `values`, in order; inputs first
-    input_index: list[int]  # which columns the model reads
-    target_index: list[int]  # which columns it predicts (forecast; empty for classify)
-    offsets: np.ndarray  # row ranges of the series (forecast) or sequences (classify)
-    codes: np.ndarray  # split code per row (forecast) or per sequence (classify): 0 train, 1 val, 2 test
-    holdout: Scaled
-    row_spec: RowSpec
-    feature_spec: FeatureSpec
-    embeddings: dict[str, int]  # input column -> number of codes, for categorical_encoding: index
-    labels: np.ndarray | None = None  # classify: class id per sequence
-    class_names: list[Any] = field(default_factory=list)  # classify: the label of each class id
-    fold_codes: list[np.ndarray] = field(default_factory=list)  # cv: per fold, 0 train, 1 val, -1 unused
-    fold_scaled: list[Scaled] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # gaps, dropped rows, class balance: the data report
-    by_setting: dict[WindowSetting, dict[str, Windows]] = field(default_factory=dict)
-    folds_by_setting: dict[WindowSetting, list[dict[str, Windows]]] = field(default_factory=dict)
-    prepared_key: tuple[str, ...] = ()  # this data's values of the PREPARED_KEYS
-    variants: dict[tuple[str, ...], PreparedData] = field(default_factory=dict)  # other searched choices
-
-    @property
-    def values(self) -> np.ndarray:
-        return self.holdout.values
-
-    @property
-    def scaler(self) -> Scaler:
-        return self.holdout.scaler
-
-    @property
-    def input_columns(self) -> list[str]:
-        return [self.columns[i] for i in self.input_index]
-
-    @property
-    def target_columns(self) -> list[str]:
-        return [self.columns[i] for i in self.target_index]
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def max_length(self) -> int:
-        """The longest sequence (classify); every padded x has this many steps."""
-        return int(np.diff(self.offsets).max())
-
-    def for_config(self, cfg: DataConfig) -> PreparedData:
-        """The data prepared with `cfg`'s scaling, missing and categorical_encoding (one trial's choice).
-        Raises KeyError when that choice was not prepared (use prepare_sweep_data)."""
-        key = _prepared_key(cfg)
-        if key == self.prepared_key:
-            return self
-        if key not in self.variants:
-            raise KeyError(f"no data prepared for {dict(zip(PREPARED_KEYS, key, strict=True))}; use prepare_sweep_data")
-        return self.variants[key]
-
-    def windows(self, setting: WindowSetting) -> dict[str, Windows]:
-        """{"train", "val", "test"} -> Windows for `setting` (ignored by classify: whole sequences)."""
-        setting = self._key(setting)
-        if setting not in self.by_setting:
-            self.add_setting(setting)
-        return self.by_setting[setting]
-
-    def folds(self, setting: WindowSetting) -> list[dict[str, Windows]]:
-        """With data.validation: cv, one {"train", "val"} per fold, each scaled by its own training rows."""
-        setting = self._key(setting)
-        if setting not in self.folds_by_setting:
-            self.add_setting(setting)
-        return self.folds_by_setting[setting]
-
-    def add_setting(self, setting: WindowSetting) -> None:
-        """Build the windows (and folds) of `setting` now. Raises DataError when a split gets no window."""
-        setting = self._key(setting)
-        longest = int(np.diff(self.offsets).max())
-        if self.task == "forecast" and setting.lookback + setting.horizon > longest:
-            raise DataError(
-                "data.horizon" if setting.horizon > setting.lookback else "data.lookback",
-                f"lookback {setting.lookback} + horizon {setting.horizon} exceed the longest series "
-                f"({longest} rows); lower data.lookback or data.horizon",
-            )
-        self.by_setting[setting] = {
-            split: self._cut(self.holdout, self.codes, code, setting) for code, split in enumerate(SPLITS)
-        }
-        self.folds_by_setting[setting] = [
-            {split: self._cut(scaled, codes, code, setting, fold=k) for code, split in enumerate(SPLITS[:2])}
-            for k, (codes, scaled) in enumerate(zip(self.fold_codes, self.fold_scaled, strict=True))
-        ]
-
-    def inverse_targets(self, y: np.ndarray, fold: int | None = None) -> np.ndarray:
-        """Scaled forecast targets (..., targets) back on the original scale (of fold `fold`'s scaler)."""
-        scaler = self.scaler if fold is None else self.fold_scaled[fold].scaler
-        return scaler.inverse(y, self.target_index)
-
-    def class_counts(self) -> dict[str, list[int]]:
-        """Classify: sequences of each class id in each split."""
-        return {
-            split: np.bincount(self.labels[self.codes == code], minlength=self.n_classes).tolist()
-            for code, split in enumerate(SPLITS)
-        }
-
-    def split_sizes(self) -> dict[str, int]:
-        """Rows (forecast) or sequences (classify) in each split."""
-        return {split: int((self.codes == code).sum()) for code, split in enumerate(SPLITS)}
-
-    def report(self) -> list[str]:
-        """Lines describing the prepared data: split sizes, gaps, dropped rows, class balance."""
-        sizes = self.split_sizes()
-        unit = "sequences" if self.task == "classify" else "rows"
-        lines = [
-            f"{unit} train/val/test {sizes['train']}/{sizes['val']}/{sizes['test']}, "
-            f"{len(self.input_index)} inputs ({', '.join(self.input_columns[:8])}"
-            f"{', ...' if len(self.input_index) > 8 else ''})"
-        ]
-        if self.task == "forecast" and len(self.offsets) > 2:
-            lines.append(f"{len(self.offsets) - 1} series")
-        if self.fold_codes:
-            lines.append(f"{len(self.fold_codes)} cross-validation folds")
-        return lines + self.notes
-
-    def preprocessing_state(self) -> dict[str, Any]:
-        """Everything inference needs to turn raw rows into model inputs (see `lstm_ray.data.inference`);
-        plain JSON-ready data, saved with checkpoints and logged models."""
-        return {
-            "task": self.task,
-            "columns": self.columns,
-            "inputs": self.input_columns,
-            "targets": self.target_columns if self.task == "forecast" else list(self.row_spec.targets),
-            "scaler": self.scaler.state(),
-            "rows": asdict(self.row_spec),
-            "features": asdict(self.feature_spec),
-            "embeddings": self.embeddings,
-            "class_names": self.class_names,
-            "max_length": self.max_length if self.task == "classify" else None,
-        }
-
-    def _key(self, setting: WindowSetting) -> WindowSetting:
-        return WindowSetting(0, 0, 0) if self.task == "classify" else setting
-
-    def _cut(self, scaled: Scaled, codes: np.ndarray, code: int, setting: WindowSetting, fold: int | None = None):
-        if self.task == "classify":
-            chosen = np.flatnonzero(codes == code)
-            sequences = [(int(self.offsets[i]), int(self.offsets[i + 1])) for i in chosen]
-            return padded_sequences(scaled.values, self.input_index, sequences, self.labels[chosen], self.max_length)
-        runs = split_runs(codes, self.offsets).get(code, [])
-        windows = forecast_windows(scaled.values, self.input_index, self.target_index, runs, setting, scaled.target_ok)
-        if len(windows) == 0:
-            where = SPLITS[code] + (f" part of fold {fold}" if fold is not None else " split")
-            key = "data.folds" if fold is not None else "data.lookback"
-            raise DataError(
-                key,
-                f"the {where} has no window for lookback {setting.lookback} + horizon {setting.horizon}; "
-                f"lower data.lookback or data.horizon{', or data.folds' if fold is not None else ''}, "
-                "or use a longer series",
-            )
-        return windows
 
 
 def prepare_dataset(cfg: DataConfig, settings: list[WindowSetting] | None = None) -> PreparedData:
@@ -226,7 +50,8 @@ def prepare_dataset(cfg: DataConfig, settings: list[WindowSetting] | None = None
         data = _prepare_classify(cfg, rows, row_spec)
     else:
         data = _prepare_forecast(cfg, rows, row_spec)
-    data.prepared_key = _prepared_key(cfg)
+    data.prepared_key = prepared_key(cfg)
+    data.window_frame(cfg)  # a frame the data cannot take fails here, before any trial
     for setting in settings or [WindowSetting(cfg.lookback, cfg.horizon, cfg.stride)]:
         data.add_setting(setting)
     return data
@@ -237,6 +62,12 @@ def prepare_sweep_data(cfg: ExperimentConfig) -> PreparedData:
     choice of the PREPARED_KEYS (held in `variants`); a trial picks its own with `for_config`."""
     settings = window_settings(cfg)
     data = prepare_dataset(cfg.data, settings)
+    if cfg.model.highway and data.task == "forecast" and not data.window_frame(cfg.data)["target_inputs"]:
+        raise DataError(
+            "model.highway",
+            f"reads the targets' own history, so every target must be an input; add {data.target_columns} "
+            "to data.features or set model.highway: 0",
+        )
     space = cfg.parsed_space()
     names = [key.removeprefix("data.") for key in PREPARED_KEYS]
     options = [
@@ -245,13 +76,9 @@ def prepare_sweep_data(cfg: ExperimentConfig) -> PreparedData:
     ]
     for combo in itertools.product(*options):
         variant = dataclasses.replace(cfg.data, **dict(zip(names, combo, strict=True)))
-        if _prepared_key(variant) != data.prepared_key:
-            data.variants[_prepared_key(variant)] = prepare_dataset(variant, settings)
+        if prepared_key(variant) != data.prepared_key:
+            data.variants[prepared_key(variant)] = prepare_dataset(variant, settings)
     return data
-
-
-def _prepared_key(cfg: DataConfig) -> tuple[str, ...]:
-    return tuple(getattr(cfg, key.removeprefix("data.")) for key in PREPARED_KEYS)
 
 
 def _prepare_forecast(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> PreparedData:
@@ -260,6 +87,18 @@ def _prepare_forecast(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> Prepare
     encoded, feature_spec = _encode(cfg, rows, row_spec, codes == splits.TRAIN)
     target_index = [encoded.columns.index(t) for t in row_spec.targets]
     fold_codes = splits.forecast_folds(codes, rows.offsets, cfg.folds, cfg.scheme) if cfg.validation == "cv" else []
+    targets = encoded.values[:, target_index]
+    history = fill_missing(
+        targets,
+        cfg.missing if cfg.missing in ("interpolate", "ffill") else "ffill",
+        row_spec.targets,
+        _segments(codes, rows.offsets),
+    )
+    season = cfg.season_length or seasonal_period(rows.times, rows.offsets)
+    observed = ~np.isnan(targets)
+    encoded = dataclasses.replace(
+        encoded, values=log_targets(encoded.values, encoded.columns, row_spec.targets, cfg.target_transform)
+    )
     return PreparedData(
         task="forecast",
         columns=encoded.columns,
@@ -274,6 +113,12 @@ def _prepare_forecast(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> Prepare
         fold_codes=fold_codes,
         fold_scaled=[_scale(cfg, encoded, fold, rows.offsets, target_index) for fold in fold_codes],
         notes=rows.notes,
+        scaled=encoded.scaled,
+        target_transform=cfg.target_transform,
+        observed=observed,
+        history=history,
+        season_length=season,
+        naive_mae=naive_mae(history, observed, codes, rows.offsets, season),
     )
 
 
@@ -312,6 +157,7 @@ def _prepare_classify(cfg: DataConfig, rows: Rows, row_spec: RowSpec) -> Prepare
             _scale(cfg, encoded, np.repeat(fold, np.diff(rows.offsets)), sequences, []) for fold in fold_codes
         ],
         notes=rows.notes,
+        scaled=encoded.scaled,
     )
     if len(np.unique(labels[codes == splits.TRAIN])) < 2:
         raise DataError("data.split_column", "the train split holds only one class; mark sequences of every class")

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lstm_ray.data.features import FeatureSpec, encode_rows
 from lstm_ray.data.layout import Rows, RowSpec, arrange_rows
-from lstm_ray.data.preprocess import Scaler, fill_missing
+from lstm_ray.data.preprocess import Scaler, fill_missing, log_targets
 from lstm_ray.errors import DataError
 
 __all__ = ["ModelInputs", "model_inputs", "transform_raw"]
@@ -77,10 +77,19 @@ def _scaled_inputs(rows: Rows, encoded, state: dict[str, Any]) -> np.ndarray:
     n_inputs = len(state["inputs"])
     if encoded.columns[:n_inputs] != state["inputs"]:
         raise DataError("data.features", f"raw rows give inputs {encoded.columns[:n_inputs]}, not {state['inputs']}")
-    filled = fill_missing(encoded.values[:, :n_inputs], state["rows"]["missing"], state["inputs"], rows.series)
+    values = log_targets(encoded.values[:, :n_inputs], state["inputs"], _target_inputs(state), _transform(state))
+    filled = fill_missing(values, state["rows"]["missing"], state["inputs"], rows.series)
     scaler = Scaler.from_state(state["scaler"])
     scaled = (filled - scaler.shift[:n_inputs]) / scaler.scale[:n_inputs]
     return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+
+
+def _target_inputs(state: dict[str, Any]) -> list[str]:
+    return [c for c in state["targets"] if c in state["inputs"]] if state["task"] == "forecast" else []
+
+
+def _transform(state: dict[str, Any]) -> str:
+    return state.get("target_transform", "none")  # models saved before target transforms existed: none
 
 
 def _as_table(table: Any) -> pa.Table:

@@ -17,10 +17,11 @@ import numpy as np
 
 from lstm_ray.errors import DataError
 
-__all__ = ["MISSING", "SCALINGS", "Scaler", "fill_missing"]
+__all__ = ["MISSING", "SCALINGS", "Scaler", "fill_missing", "log_targets", "unlog_targets"]
 
 MISSING = ("interpolate", "ffill", "drop", "mask", "error")
 SCALINGS = ("standard", "minmax", "robust", "none")
+LOGGED = ("log", "log_diff")  # target transforms that model the logarithm of the targets
 
 
 def fill_missing(
@@ -113,3 +114,29 @@ def _statistics(kind: str, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q25, q50, q75 = np.nanpercentile(train, [25, 50, 75], axis=0)
         return q50, q75 - q25
     return np.zeros(train.shape[1]), np.ones(train.shape[1])
+
+
+def log_targets(values: np.ndarray, columns: list[str], targets: list[str], transform: str) -> np.ndarray:
+    """`values` (rows x columns) with the `targets` columns replaced by their natural logarithm when `transform`
+    (data.target_transform) is log or log_diff; unchanged otherwise. Missing values stay missing.
+    Raises DataError when a target has a value that is zero or negative."""
+    if transform not in LOGGED:
+        return values
+    out = values.astype(np.float64, copy=True)
+    for name in targets:
+        j = columns.index(name)
+        column = out[:, j]
+        bad = np.flatnonzero(column <= 0)
+        if len(bad):
+            raise DataError(
+                "data.target_transform",
+                f"{transform} needs positive targets, but {name!r} is {column[bad[0]]:g} at row {int(bad[0])} "
+                f"({len(bad)} values <= 0); use diff or none",
+            )
+        out[:, j] = np.log(column)
+    return out
+
+
+def unlog_targets(values: np.ndarray, transform: str) -> np.ndarray:
+    """Forecasts of logged targets back in the targets' own units (the inverse of `log_targets`)."""
+    return np.exp(values) if transform in LOGGED else values

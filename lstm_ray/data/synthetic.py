@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["adding_problem", "noisy_seasonal", "sequence_classes"]
+__all__ = ["adding_problem", "noisy_seasonal", "sequence_classes", "trend_seasonal"]
 
 START = np.datetime64("2020-01-01T00:00:00", "s")  # first timestamp of `noisy_seasonal`
 LEAD = 6  # steps by which `x` runs ahead of the irregular part of `y` in `noisy_seasonal`
@@ -52,6 +52,29 @@ def noisy_seasonal(
     x = driver[LEAD:] + noise * rng.standard_normal(n_rows)
     times = START + steps.astype("timedelta64[h]").astype("timedelta64[s]")
     return pa.table({"t": pa.array(times, pa.timestamp("s")), "y": y, "x": x})
+
+
+def trend_seasonal(
+    n_rows: int = 1500, period: int = 24, slope: float = 0.02, amplitude: float = 2.0, noise: float = 0.3, seed: int = 0
+) -> pa.Table:
+    """Hourly series of a linear trend, a seasonal cycle and white noise of known variance: a forecasting
+    problem with a known floor, since the best possible forecast errs by the noise alone (RMSE = `noise`).
+
+    Columns: `t` (timestamp[s], hourly from 2020-01-01) and `y = 10 + slope * i + amplitude * sin(2 pi i / period)
+    + noise * e[i]`. Raises ValueError for `n_rows` < 1, `period` < 2, a non-finite `slope` or `amplitude`, a
+    negative or non-finite `noise`, or a negative `seed`.
+    """
+    _check_int("n_rows", n_rows, 1)
+    _check_int("period", period, 2)
+    _check_float("slope", slope)
+    _check_float("amplitude", amplitude)
+    _check_float("noise", noise, minimum=0.0)
+    _check_int("seed", seed, 0)
+    steps = np.arange(n_rows)
+    y = 10 + slope * steps + amplitude * np.sin(2 * np.pi * steps / period)
+    y += noise * np.random.default_rng(seed).standard_normal(n_rows)
+    times = START + steps.astype("timedelta64[h]").astype("timedelta64[s]")
+    return pa.table({"t": pa.array(times, pa.timestamp("s")), "y": y})
 
 
 def adding_problem(n_sequences: int = 1000, length: int = 50, seed: int = 0, variable_length: bool = False) -> pa.Table:

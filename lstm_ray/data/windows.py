@@ -38,6 +38,8 @@ class Windows:
     x: np.ndarray  # (windows, lookback, features) float32; classify: (sequences, steps, features) zero-padded
     y: np.ndarray  # (windows, horizon, targets) float32; classify: (sequences,) int64 class ids
     lengths: np.ndarray | None = None  # classify: (sequences,) int64 valid steps of each; forecast: None
+    starts: np.ndarray | None = None  # forecast: (windows,) int64 row of each window's first target
+    mask: np.ndarray | None = None  # forecast: (windows, horizon, targets) bool, targets observed; None: all are
 
     def __len__(self) -> int:
         return len(self.x)
@@ -63,11 +65,21 @@ def forecast_windows(
     runs: list[tuple[int, int, int]],
     setting: WindowSetting,
     target_ok: np.ndarray | None = None,
+    observed: np.ndarray | None = None,
 ) -> Windows:
-    """The windows of several (series_start, start, end) runs of rows, in order; possibly none at all."""
+    """The windows of several (series_start, start, end) runs of rows, in order; possibly none at all.
+
+    `target_ok` (rows,) drops windows with a target that is missing; `observed` (rows, targets) marks the targets
+    that were in the source (not filled), which become the windows' `mask` when any is not.
+    """
     starts = [window_starts((start, end), setting, series, target_ok) for series, start, end in runs]
-    every = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
-    return _cut(values, inputs, targets, every.astype(np.int64), setting)
+    every = (np.concatenate(starts) if starts else np.zeros(0)).astype(np.int64)
+    windows = _cut(values, inputs, targets, every, setting)
+    windows.starts = every
+    if observed is not None and len(every):
+        mask = observed[every[:, None] + np.arange(setting.horizon)]  # (windows, horizon, targets)
+        windows.mask = None if mask.all() else mask
+    return windows
 
 
 def _cut(values: np.ndarray, inputs: list[int], targets: list[int], starts: np.ndarray, setting: WindowSetting):

@@ -15,10 +15,19 @@ from lstm_ray import outcomes
 from lstm_ray.reports.record import SweepRecord
 
 COLORS = {outcomes.COMPLETED: "tab:green", outcomes.STOPPED_EARLY: "tab:gray", outcomes.FAILED: "tab:red"}
+# One (colour, dash) per baseline line, distinct from the outcome colours and from each other.
+BASELINE_STYLES = [
+    ("tab:blue", (0, (6, 3))),
+    ("tab:orange", (0, (6, 2, 1, 2))),
+    ("tab:purple", (0, (2, 2))),
+    ("tab:brown", (0, (8, 2, 1, 2, 1, 2))),
+    ("tab:olive", (0, (3, 1))),
+]
 
 
 def draw_all(record: SweepRecord, importance: dict[str, float], folder: Path) -> dict[str, Path]:
-    """Title -> PNG file of every figure, in the report's order."""
+    """Title -> PNG file of every figure, in the report's order; the forecast figure only when the sweep logged
+    test forecasts (`record.forecast` with rows)."""
     figures = {
         "Learning curves and ASHA rung cut-offs": (learning_curves, "learning_curves.png"),
         "Parallel coordinates": (parallel_coordinates, "parallel_coordinates.png"),
@@ -26,6 +35,8 @@ def draw_all(record: SweepRecord, importance: dict[str, float], folder: Path) ->
         "Score by capacity: hidden units and layers": (capacity, "capacity.png"),
         "Model size against data size": (model_vs_data, "model_vs_data.png"),
     }
+    if record.forecast is not None and len(record.forecast):
+        figures["Test forecasts against the actual values"] = (forecast_vs_actual, "forecast.png")
     out = {}
     for title, (draw, name) in figures.items():
         fig = draw(record)
@@ -49,15 +60,56 @@ def learning_curves(record: SweepRecord) -> plt.Figure:
         ax.axvline(rung, color="black", ls=":", lw=0.8)
         ax.plot([rung - 0.3, rung + 0.3], [cutoff, cutoff], color="black", lw=2.5)
         ax.annotate(f"rung {rung}: cut-off {cutoff:.4g}", (rung, cutoff), textcoords="offset points", xytext=(6, 6))
-    if values:  # a diverging trial would otherwise flatten every other curve
+    baseline_lines = _baseline_lines(ax, record)
+    if values:  # a diverging trial would otherwise flatten every other curve; the baselines stay in view
         q1, q3 = np.percentile(values, [25, 75])
-        low, high = min(values), min(max(values), float(q3 + 3 * (q3 - q1)))
+        levels = [line.get_ydata()[0] for line in baseline_lines]
+        low, high = min(values + levels), max([min(max(values), float(q3 + 3 * (q3 - q1)))] + levels)
         ax.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low) + 1e-12)
     ax.set_xlabel("epoch")
     ax.set_ylabel(record.metric)
     handles = [plt.Line2D([], [], color=c, label=k.replace("_", " ")) for k, c in COLORS.items()]
     handles.append(plt.Line2D([], [], color="black", lw=2.5, label="rung cut-off (all trials)"))
-    ax.legend(handles=handles, loc="upper right")
+    ax.legend(handles=handles + baseline_lines, loc="upper right")
+    return fig
+
+
+def _baseline_lines(ax: plt.Axes, record: SweepRecord) -> list[plt.Line2D]:
+    """A labelled dashed horizontal line at each baseline's validation value of the sweep's metric: a trial
+    below (mode max: above) the best one learned something a naive forecast does not know."""
+    scores = record.baseline_scores()
+    lines = []
+    for i, (name, value) in enumerate(zip(scores["baseline"], scores[record.metric], strict=True)):
+        if np.isfinite(value):
+            color, dash = BASELINE_STYLES[i % len(BASELINE_STYLES)]
+            lines.append(ax.axhline(value, color=color, ls=dash, lw=1.6, label=f"baseline: {name}"))
+    return lines
+
+
+def forecast_vs_actual(record: SweepRecord) -> plt.Figure:
+    """The first target's actual test values, the winner's forecasts and the best baseline's along the test
+    windows: one panel for horizon step 1 and, when the horizon is longer, one for its last step.
+
+    Raises ValueError when `record.forecast` is None or empty (`draw_all` then leaves the figure out).
+    """
+    frame = record.forecast
+    if frame is None or frame.empty:
+        raise ValueError("forecast_vs_actual needs record.forecast, the rows of the sweep's forecast_test.csv")
+    target = frame["target"].iloc[0]
+    rows = frame[frame["target"] == target]
+    steps = sorted({1, int(rows["step"].max())})
+    fig, axes = plt.subplots(len(steps), 1, figsize=(10, 3.5 * len(steps)), squeeze=False)
+    baseline = f"baseline: {record.best_baseline or 'best'}"
+    for ax, step in zip(axes[:, 0], steps, strict=True):
+        at_step = rows[rows["step"] == step].sort_values("window")
+        ax.plot(at_step["window"], at_step["actual"], color="black", lw=1.4, label="actual")
+        ax.plot(at_step["window"], at_step["winner"], color="tab:green", lw=1.2, label="winner")
+        ax.plot(at_step["window"], at_step["baseline"], color="tab:blue", lw=1.2, ls=(0, (6, 3)), label=baseline)
+        ax.set_title(f"{target}, step {step} ahead: actual, winner and {baseline}")
+        ax.set_xlabel("test window")
+        ax.set_ylabel(str(target))
+        ax.legend(loc="upper right")
+    fig.tight_layout()
     return fig
 
 

@@ -4,8 +4,10 @@
     write_report(SweepRecord.from_mlflow(client, parent_run_id), "report/")
 
 One self-contained `report.html` (PNGs embedded, no scripts, readable offline) with the PNGs beside it:
-learning curves with ASHA's rung cut-offs, parallel coordinates, hyperparameter importance, score against
-hidden units and layers, model size against data size, and the top trials (`figures.py` draws them).
+learning curves with ASHA's rung cut-offs and the naive baselines, parallel coordinates, hyperparameter
+importance, score against hidden units and layers, model size against data size, the winner's and the best
+baseline's test forecasts against the actual values, the top trials and the baselines' scores (`figures.py`
+draws the figures).
 """
 
 from __future__ import annotations
@@ -68,9 +70,22 @@ table.top{{border-collapse:collapse}} table.top td,table.top th{{padding:2px 8px
 scheduler {record.scheduler}, up to {record.max_epochs} epochs.</p>
 <h2>Top trials</h2>
 {table}
+{_baselines_table(record)}
 {chr(10).join(sections)}
 </body></html>
 """
+
+
+def _baselines_table(record: SweepRecord) -> str:
+    """The naive baselines' validation and test values of the sweep's metric, best first; "" when none."""
+    scores = record.baseline_scores()
+    if scores.empty:
+        return ""
+    table = scores.to_html(index=False, float_format=lambda v: f"{v:.5g}", border=0, classes="top baselines")
+    best = f" Best: {html.escape(record.best_baseline)}." if record.best_baseline else ""
+    return f"""<h2>Naive baselines</h2>
+<p>Scored on the same validation and test windows as the trials.{best}</p>
+{table}"""
 
 
 def report_sweep(

@@ -4,12 +4,14 @@
     record.leaderboard()                                       # one row per trial, best first
     importance(record)                                         # {"train.lr": 0.82, "model.hidden_size": 0.05}
 
-The same `SweepRecord` gives the leaderboard table logged to the parent run and everything `page.py` draws.
+The same `SweepRecord` gives the leaderboard table logged to the parent run and everything `page.py` draws,
+beside the naive baselines the sweep scored on the same windows (`baselines`, `forecast`, `best_baseline`).
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,14 @@ from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params, dotted_keys
 from lstm_ray.data.windows import window_setting
 from lstm_ray.search.fidelity import asha_rungs
-from lstm_ray.tracking.runs import TAG_OUTCOME, TAG_TRIAL_ID, child_runs
+from lstm_ray.tracking.runs import (
+    BASELINE_PREFIX,
+    FORECAST_ARTIFACT,
+    TAG_BEST_BASELINE,
+    TAG_OUTCOME,
+    TAG_TRIAL_ID,
+    child_runs,
+)
 
 
 @dataclass
@@ -50,10 +59,25 @@ class SweepRecord:
     max_t: int = 0  # ASHA's last rung (search.max_t); 0: max_epochs
     train_rows: int = 0  # rows (classify: sequences) in the training split
     trials: list[TrialRecord] = field(default_factory=list)
+    baselines: dict[str, float] = field(default_factory=dict)  # "last_value.val_rmse" -> 0.94 (no "baseline.")
+    forecast: pd.DataFrame | None = None  # the winner's and best baseline's test forecasts (FORECAST_ARTIFACT)
+    best_baseline: str = ""  # the baseline in `forecast`, e.g. "last_value"
 
     @classmethod
-    def from_results(cls, cfg: ExperimentConfig, results: Any, data: Any) -> SweepRecord:
-        """From a Ray Tune ResultGrid and the sweep's PreparedData (at the end of a sweep, MLflow not needed)."""
+    def from_results(
+        cls,
+        cfg: ExperimentConfig,
+        results: Any,
+        data: Any,
+        baselines: dict[str, float] | None = None,
+        forecast: pd.DataFrame | None = None,
+        best_baseline: str = "",
+    ) -> SweepRecord:
+        """From a Ray Tune ResultGrid and the sweep's PreparedData (at the end of a sweep, MLflow not needed).
+
+        `baselines` maps "<name>.<split>_<metric>" to a value; a leading "baseline." (the MLflow metric's name)
+        is dropped. `forecast` is the frame of FORECAST_ARTIFACT, `best_baseline` the baseline it holds.
+        """
         trials = []
         for result in results:
             frame = result.metrics_dataframe
@@ -69,11 +93,19 @@ class SweepRecord:
             trial.model_parameters, trial.train_windows = trial_size(apply_params(cfg, trial.params), data)
             trials.append(trial)
         train_rows = data.split_sizes()["train"]
-        return cls(**_settings(dotted_keys(cfg.to_dict())), train_rows=train_rows, trials=trials)
+        return cls(
+            **_settings(dotted_keys(cfg.to_dict())),
+            train_rows=train_rows,
+            trials=trials,
+            baselines={key.removeprefix(BASELINE_PREFIX): float(v) for key, v in (baselines or {}).items()},
+            forecast=forecast,
+            best_baseline=best_baseline,
+        )
 
     @classmethod
     def from_mlflow(cls, client: Any, parent_run_id: str) -> SweepRecord:
-        """From the parent run and its child runs in MLflow."""
+        """From the parent run and its child runs in MLflow: baselines from the parent's "baseline." metrics
+        and TAG_BEST_BASELINE, `forecast` from its FORECAST_ARTIFACT (None when the sweep logged none)."""
         parent = client.get_run(parent_run_id)
         flat = {k: _parse(v) for k, v in parent.data.params.items()}
         children = child_runs(client, parent.info.experiment_id, parent_run_id)
@@ -90,8 +122,15 @@ class SweepRecord:
             outcome = run.data.tags.get(TAG_OUTCOME, outcomes.FAILED)
             size = [run.data.metrics.get(key, math.nan) for key in ("model_parameters", "train_windows")]
             trials.append(TrialRecord(run.data.tags[TAG_TRIAL_ID], params, history, outcome, run_id, *size))
-        train_rows = int(parent.data.metrics.get("train_rows", 0))
-        return cls(**_settings(flat), train_rows=train_rows, trials=sorted(trials, key=lambda t: t.trial_id))
+        metrics = parent.data.metrics
+        return cls(
+            **_settings(flat),
+            train_rows=int(metrics.get("train_rows", 0)),
+            trials=sorted(trials, key=lambda t: t.trial_id),
+            baselines={k.removeprefix(BASELINE_PREFIX): v for k, v in metrics.items() if k.startswith(BASELINE_PREFIX)},
+            forecast=_read_forecast(client, parent_run_id),
+            best_baseline=parent.data.tags.get(TAG_BEST_BASELINE, ""),
+        )
 
     @property
     def searched(self) -> list[str]:
@@ -113,6 +152,23 @@ class SweepRecord:
             if values:
                 out[rung] = float(np.percentile(values, share))
         return out
+
+    def baseline_scores(self) -> pd.DataFrame:
+        """One row per baseline with a validation value of the sweep's metric: baseline, val and test values
+        (NaN where the test value was not logged), best first."""
+        test_metric = "test_" + self.metric.removeprefix("val_")
+        suffix = f".{self.metric}"
+        rows = [
+            {
+                "baseline": key.removesuffix(suffix),
+                self.metric: value,
+                test_metric: self.baselines.get(key.removesuffix(suffix) + f".{test_metric}", math.nan),
+            }
+            for key, value in self.baselines.items()
+            if key.endswith(suffix)
+        ]
+        board = pd.DataFrame(rows, columns=["baseline", self.metric, test_metric])
+        return board.sort_values(self.metric, ascending=self.mode == "min").reset_index(drop=True)
 
     def setting(self, trial: TrialRecord, key: str) -> Any:
         return trial.params.get(key, self.base.get(key))
@@ -163,6 +219,7 @@ def trial_size(cfg: ExperimentConfig, data: Any) -> tuple[float, float]:
             len(data.target_index),
             cfg.data.horizon,
             n_classes=data.n_classes if classify else 0,
+            frame=data.window_frame(cfg.data),
         )
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return float(parameters), float(len(data.windows(window_setting(cfg))["train"]))
@@ -202,6 +259,14 @@ def _settings(flat: dict[str, Any]) -> dict[str, Any]:
         "max_t": int(flat.get("search.max_t") or 0),
         "base": flat,
     }
+
+
+def _read_forecast(client: Any, run_id: str) -> pd.DataFrame | None:
+    """The run's FORECAST_ARTIFACT as a frame, or None when the run has no such artifact."""
+    if FORECAST_ARTIFACT not in {info.path for info in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        return pd.read_csv(client.download_artifacts(run_id, FORECAST_ARTIFACT, folder))
 
 
 def _parse(text: str) -> Any:

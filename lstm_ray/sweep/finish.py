@@ -24,14 +24,16 @@ from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import window_setting
 from lstm_ray.reports.page import write_report
 from lstm_ray.reports.record import SweepRecord
+from lstm_ray.sweep.comparison import BaselineComparison, compare_to_baselines, forecast_frame
 from lstm_ray.sweep.manifest import build_manifest
 from lstm_ray.sweep.reevaluate import Reevaluation
 from lstm_ray.sweep.trainable import load_checkpoint_state, refit_on_holdout
-from lstm_ray.tracking.runs import TAG_BEST_TRIAL_ID, TAG_ERROR
+from lstm_ray.sweep.winner import pick_winner
+from lstm_ray.tracking.runs import FORECAST_ARTIFACT, TAG_BEST_BASELINE, TAG_BEST_TRIAL_ID, TAG_ERROR
 from lstm_ray.tracking.serving import raw_example
 from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep
 from lstm_ray.train.models import model_from_state
-from lstm_ray.train.training import evaluate
+from lstm_ray.train.training import evaluate, predict
 
 INTERRUPTED = "the sweep was interrupted; `lstm-ray resume` continues it"
 
@@ -51,6 +53,8 @@ class SweepSummary:
     elapsed_s: float
     failures: dict[str, str] = field(default_factory=dict)  # trial id -> reason
     reevaluation: Reevaluation | None = None  # search.reevaluate: every candidate's scores over new seeds
+    comparison: BaselineComparison | None = None  # the winner against the naive baselines
+    tie_note: str = ""  # how a tie on the metric was broken, when there was one
 
 
 def finish_sweep(
@@ -70,29 +74,42 @@ def finish_sweep(
     if not scored:
         tracker.finish({}, {TAG_ERROR: "no trial reported a result"}, status="FAILED")
         raise RuntimeError(f"no trial reported {metric}; every trial failed: {failures}")
-    best = reevaluation.best if reevaluation else results.get_best_result(metric, mode, "all", True)
-    state = load_checkpoint_state(best.get_best_checkpoint(metric, mode))
+    winner = pick_winner(results, metric, mode)
+    best = reevaluation.best if reevaluation else winner.result
+    state = load_checkpoint_state(
+        winner.checkpoint if best is winner.result else best.get_best_checkpoint(metric, mode)
+    )
     best_cfg = apply_params(cfg, best.config)
     prepared = data.for_config(best_cfg.data)  # the winner's own scaling, missing and encoding choice
     if best_cfg.data.validation == "cv":
         state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the report draws while the winner is scored and logged
-        logged = pool.submit(log_results, tracker, SweepRecord.from_results(cfg, results, data), results)
-        model = model_from_state(state)
-        test_windows = prepared.windows(window_setting(best_cfg))["test"]
-        test = {f"test_{k}": v for k, v in evaluate(model, test_windows, prepared.inverse_targets, _cpu()).items()}
+    best_value = float(state["metrics"][metric])
+    model, setting = model_from_state(state), window_setting(best_cfg)
+    test_windows = prepared.windows(setting)["test"]
+    scores = evaluate(model, test_windows, prepared.inverse_targets, _cpu(), naive_mae=prepared.naive_mae)
+    test = {f"test_{k}": v for k, v in scores.items()}
+    val_scores = evaluate(
+        model, prepared.windows(setting)["val"], prepared.inverse_targets, _cpu(), naive_mae=prepared.naive_mae
+    )
+    comparison = compare_to_baselines(cfg, prepared, setting, {"val": val_scores, "test": scores})
+    record = SweepRecord.from_results(cfg, results, data, comparison.scores, best_baseline=comparison.best("val"))
+    if prepared.task == "forecast":
+        predicted = prepared.inverse_targets(predict(model, test_windows, _cpu()))
+        record.forecast = forecast_frame(prepared, setting, predicted, record.best_baseline)
+        tracker.log_text(record.forecast.to_csv(index=False), FORECAST_ARTIFACT)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the report draws while the winner is logged
+        logged = pool.submit(log_results, tracker, record, results)
         lookback = best_cfg.data.lookback
         example = raw_example(cfg.data.source, state["preprocessing"], lookback)
         tracker.log_model(model, example, state["preprocessing"], lookback)
         logged.result()
-    best_value = float(state["metrics"][metric])
     elapsed = time.monotonic() - started
     compute = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
     tracker.log_json(build_manifest(cfg, prepared, dict(best.config), reevaluation), "manifest.json")
-    scores = reevaluation.metrics() if reevaluation else {}
+    extra = (reevaluation.metrics() if reevaluation else {}) | comparison.metrics()
     tracker.finish(
-        test | scores | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
-        {TAG_BEST_TRIAL_ID: str(best.metrics.get("trial_id"))},
+        test | extra | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
+        {TAG_BEST_TRIAL_ID: str(best.metrics.get("trial_id")), TAG_BEST_BASELINE: comparison.best("val")},
     )
     return SweepSummary(
         name=cfg.name,
@@ -108,6 +125,8 @@ def finish_sweep(
         elapsed_s=elapsed,
         failures=failures,
         reevaluation=reevaluation,
+        comparison=comparison,
+        tie_note="" if reevaluation else winner.note,
     )
 
 

@@ -109,8 +109,8 @@ def build_trainer(cfg: ExperimentConfig, data: PreparedData, device: torch.devic
     if cfg.data.task == "classify":
         shape = {"n_classes": data.n_classes}
     else:
-        shape = {"n_targets": len(data.target_index), "horizon": cfg.data.horizon}
-    common = {"monitor": cfg.search.metric, "device": device}
+        shape = {"n_targets": len(data.target_index), "horizon": cfg.data.horizon, "frame": data.window_frame(cfg.data)}
+    common = {"monitor": cfg.search.metric, "device": device, "naive_mae": data.naive_mae}
     if cfg.data.validation != "cv":
         model = assemble_model(cfg, n_inputs, **shape)
         return Trainer(model, data.windows(setting), cfg.train, inverse_targets=data.inverse_targets, **common)

@@ -70,10 +70,11 @@ def predict_rows(network: Any, rows: Any, preprocessing: dict[str, Any], lookbac
 
 def _forecast_frame(scaled: np.ndarray, preprocessing: dict[str, Any], ids: list | None, id_column: str | None):
     """(series, horizon, targets) scaled predictions as one row per series and step, on the original scale."""
-    from lstm_ray.data.preprocess import Scaler
+    from lstm_ray.data.preprocess import Scaler, unlog_targets
 
     columns, targets = preprocessing["columns"], preprocessing["targets"]
     values = Scaler.from_state(preprocessing["scaler"]).inverse(scaled, [columns.index(c) for c in targets])
+    values = unlog_targets(values, preprocessing.get("target_transform", "none"))  # models logged before: none
     series, horizon = values.shape[:2]
     frame = pd.DataFrame(values.reshape(series * horizon, -1), columns=targets)
     frame.insert(0, "step", np.tile(np.arange(1, horizon + 1), series))

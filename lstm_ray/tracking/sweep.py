@@ -136,8 +136,12 @@ class SweepTracker:
 
     def log_json(self, data: Any, artifact_file: str) -> None:
         """Queue `data` as the JSON artifact `artifact_file` (e.g. "manifest.json") of the parent run."""
+        self.log_text(json.dumps(data, indent=2, default=str), artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Queue `text` as the artifact `artifact_file` (e.g. "forecast_test.csv") of the parent run."""
         path = Path(tempfile.mkdtemp(dir=self.staging)) / Path(artifact_file).name
-        path.write_text(json.dumps(data, indent=2, default=str))
+        path.write_text(text)
         folder = str(Path(artifact_file).parent).removeprefix(".")
         self.callback.start().put(Write("artifacts", None, source=str(path.parent), artifact_path=folder))
 
@@ -268,6 +272,9 @@ class UntrackedSweep:
         return OutcomeCounter(self.callback.max_epochs)
 
     def log_json(self, data: Any, artifact_file: str) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
         pass
 
     def report_folder(self) -> Path | None:

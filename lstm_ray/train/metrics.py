@@ -1,7 +1,8 @@
 """What a trial measures: forecasting errors on the original scale, classification scores from logits.
 
-    forecast_metrics(predicted, actual)  # {"rmse", "mae", "mape", "smape"}, inputs already inverse-transformed
+    forecast_metrics(predicted, actual, mask, naive_mae)  # rmse, mae, mase, mape, smape, in the data's units
     classification_metrics(logits, labels)  # {"loss", "accuracy", "f1", "auc"}
+    baseline_scores(data, setting)  # {"last_value.val_rmse": 0.94, ...}: the naive baselines, scored the same way
 
 `TASK_METRICS` (defined with the config schema, `lstm_ray.config.schema`) names every validation metric a task
 reports and whether it is minimised or maximised. This module needs numpy alone; scikit-learn is imported lazily.
@@ -12,16 +13,38 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_ray.config.schema import TASK_METRICS
+from lstm_ray.data.baselines import baseline_forecasts, baseline_probabilities
+from lstm_ray.data.prepared import PreparedData
+from lstm_ray.data.windows import WindowSetting
 
-__all__ = ["TASK_METRICS", "classification_metrics", "forecast_metrics"]
+__all__ = ["TASK_METRICS", "baseline_scores", "classification_metrics", "forecast_metrics"]
 
 
-def forecast_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE, MAPE and sMAPE (both in percent) of predictions against actuals, both on the original scale.
+def forecast_metrics(
+    predicted: np.ndarray,
+    actual: np.ndarray,
+    mask: np.ndarray | None = None,
+    naive_mae: np.ndarray | None = None,
+) -> dict[str, float]:
+    """RMSE, MAE, MAPE and sMAPE (both in percent) of predictions against actuals (..., targets), both in the
+    data's units; with `naive_mae` (per target) also MASE, each target's MAE over its naive MAE, averaged.
 
-    MAPE skips actuals equal to zero (it is undefined there) and is NaN when every actual is zero; sMAPE
-    counts a step where both prediction and actual are zero as no error.
+    `mask` (same shape) scores only the actuals that were observed (filled gaps are not scored). MAPE skips
+    actuals equal to zero (it is undefined there) and is NaN when every actual is zero; sMAPE counts a step
+    where both prediction and actual are zero as no error.
     """
+    scores = {}
+    if naive_mae is not None:
+        keep = np.ones(actual.shape, dtype=bool) if mask is None else mask
+        error = np.abs(predicted.astype(np.float64) - actual)
+        per_target = [error[..., j][keep[..., j]].mean() / naive_mae[j] for j in range(actual.shape[-1])]
+        scores["mase"] = float(np.mean(per_target))
+    if mask is not None:
+        predicted, actual = predicted[mask], actual[mask]
+    return _errors(predicted, actual) | scores
+
+
+def _errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     error = predicted.astype(np.float64) - actual.astype(np.float64)
     size = np.abs(actual.astype(np.float64))
     nonzero = size > 0
@@ -65,3 +88,22 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, 
         "f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
         "auc": auc,
     }
+
+
+def baseline_scores(data: PreparedData, setting: WindowSetting, splits: tuple[str, ...] = ("val", "test")):
+    """Every baseline's metrics on `splits` of `setting`'s windows, as the trials are scored there:
+    {"last_value.val_rmse": ..., "seasonal.test_mase": ..., "majority.val_accuracy": ...}."""
+    scores: dict[str, float] = {}
+    for split in splits:
+        windows = data.windows(setting)[split]
+        if data.task == "classify":
+            for name, probabilities in baseline_probabilities(data, split).items():
+                found = classification_metrics(np.log(np.clip(probabilities, 1e-12, None)), windows.y)
+                kept = ("accuracy", "f1") if name == "majority" else found  # a certain guess has no loss or AUC
+                scores |= {f"{name}.{split}_{k}": found[k] for k in kept}
+            continue
+        actual = data.inverse_targets(windows.y)
+        for name, predicted in baseline_forecasts(data, setting, split).items():
+            found = forecast_metrics(predicted, actual, windows.mask, data.naive_mae)
+            scores |= {f"{name}.{split}_{k}": v for k, v in found.items()}
+    return scores

@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_ray.config import ModelConfig
 from lstm_ray.train.recurrent import State, dropout_masks, unrolled
+from lstm_ray.train.window_frame import WindowFrame
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -46,6 +47,7 @@ class SequenceModel(nn.Module):
         bidirectional: bool = False,
         proj_size: int = 0,
         head: str = "last",
+        highway: int = 0,
         input_dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         init: str = "default",
@@ -53,6 +55,10 @@ class SequenceModel(nn.Module):
         embedding_dim: int = 0,
         vocab_size: int = 0,
         n_classes: int = 0,
+        window_norm: str = "none",
+        difference: bool = False,
+        target_inputs: list[int] | None = None,
+        norm_inputs: list[int] | None = None,
     ):
         super().__init__()
         self.model_args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -82,16 +88,33 @@ class SequenceModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(width, n_classes or horizon * n_targets)
         initialise_recurrent(self.rnn, cell, init, forget_bias)
+        self.frame = None
+        if window_norm != "none" or difference:
+            self.frame = WindowFrame(window_norm, difference, target_inputs or [], norm_inputs or [])
+        self.target_inputs = list(target_inputs or [])
+        if highway and len(self.target_inputs) != n_targets:
+            raise ValueError("model.highway reads the targets' own history: every target must be an input")
+        self.highway = nn.Linear(highway, horizon) if highway and not n_classes else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, tbptt: int = 0) -> torch.Tensor:
         """Forecast (batch, horizon, n_targets), or class logits (batch, n_classes).
 
         `lengths` (batch,) marks the valid steps of zero-padded sequences (None: all steps are valid).
         `tbptt` > 0 cuts the gradient every `tbptt` steps; the values computed do not change.
+        A forecaster with a window frame reads each window relative to itself and maps its output back.
         """
+        restore = None
+        if self.frame is not None:
+            x, restore = self.frame(x)
         outputs, final = self.encode(x, lengths, tbptt)
         out = self.head(self.dropout(self.pool(outputs, final, lengths)))
-        return out if self.task == "classify" else out.view(-1, self.horizon, self.n_targets)
+        if self.task == "classify":
+            return out
+        out = out.view(-1, self.horizon, self.n_targets)
+        if self.highway is not None:  # LSTNet's linear path: (batch, steps, targets) -> (batch, horizon, targets)
+            recent = x[:, -self.highway.in_features :, self.target_inputs]
+            out = out + self.highway(recent.transpose(1, 2)).transpose(1, 2)
+        return out if restore is None else restore(out)
 
     def encode(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None, tbptt: int = 0
@@ -169,16 +192,21 @@ def build_model(
     *,
     n_classes: int = 0,
     vectors: np.ndarray | None = None,
+    frame: dict | None = None,
 ) -> SequenceModel:
     """The model `cfg` describes: a forecaster, or a classifier when `n_classes` > 0.
 
+    `frame` (window_norm, difference, target_inputs, norm_inputs; see `PreparedData.window_frame`) makes a
+    forecaster read each window relative to itself.
     `vectors` (vocab_size, dim) are pretrained token vectors the embedding starts from (row 0 is padding);
     the parts named in `cfg.freeze` (and the embedding with `cfg.embedding_freeze`) do not train.
     """
     args = {k: v for k, v in asdict(cfg).items() if k not in NOT_ARCHITECTURE}
     if vectors is not None:
         args |= {"vocab_size": len(vectors), "embedding_dim": vectors.shape[1]}
-    model = SequenceModel(n_inputs=n_inputs, n_targets=n_targets, horizon=horizon, n_classes=n_classes, **args)
+    model = SequenceModel(
+        n_inputs=n_inputs, n_targets=n_targets, horizon=horizon, n_classes=n_classes, **args, **(frame or {})
+    )
     if vectors is not None:
         with torch.no_grad():
             model.embedding.weight.copy_(torch.as_tensor(vectors))

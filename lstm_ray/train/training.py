@@ -83,10 +83,12 @@ class Trainer:
         cfg: TrainConfig,
         *,
         inverse_targets: Callable[[np.ndarray], np.ndarray] = lambda y: y,
+        naive_mae: np.ndarray | None = None,
         monitor: str = "val_loss",
         device: torch.device | None = None,
     ):
         self.model, self.windows, self.cfg, self.inverse_targets = model, windows, cfg, inverse_targets
+        self.naive_mae = naive_mae
         self.device = device or select_device()
         if cfg.precision == "fp16" and self.device.type == "cpu":
             raise ConfigError("train.precision", "fp16 needs a GPU (CPU kernels have no fp16 LSTM); use bf16 or fp32")
@@ -120,7 +122,7 @@ class Trainer:
         if not math.isfinite(train_loss):
             raise DivergedError(f"train loss became {train_loss} at epoch {self.epoch}; lower train.lr or clip harder")
         metrics: dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss, "train_lr": self._lr()}
-        scores = evaluate(self.model, self.windows["val"], self.inverse_targets, self.device)
+        scores = evaluate(self.model, self.windows["val"], self.inverse_targets, self.device, naive_mae=self.naive_mae)
         metrics |= {f"val_{k}": v for k, v in scores.items()}
         if not math.isfinite(metrics[self.monitor]):  # a searcher must never be told NaN is a score
             raise DivergedError(f"{self.monitor} became {metrics[self.monitor]} at epoch {self.epoch}; lower train.lr")
@@ -238,17 +240,21 @@ def evaluate(
     inverse_targets: Callable[[np.ndarray], np.ndarray],
     device: torch.device,
     batch_size: int = 1024,
+    naive_mae: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Score the model on every window, by its task.
 
-    forecast: loss (MSE on scaled targets) and rmse, mae, mape, smape on the original scale (`inverse_targets`);
+    forecast: loss (MSE on scaled targets) and rmse, mae, mape, smape on the original scale (`inverse_targets`),
+    and mase with `naive_mae`; targets the source did not have (`windows.mask`) are not scored.
     classify: loss (cross-entropy), accuracy, f1 (macro) and auc (binary, or macro one-vs-rest).
     """
     outputs = predict(model, windows, device, batch_size)
     if getattr(model, "task", "forecast") == "classify":
         return classification_metrics(outputs, windows.y)
-    loss = float(np.mean((outputs - windows.y) ** 2))
-    return {"loss": loss} | forecast_metrics(inverse_targets(outputs), inverse_targets(windows.y))
+    squares = (outputs - windows.y) ** 2
+    loss = float(np.mean(squares if windows.mask is None else squares[windows.mask]))
+    actual = inverse_targets(windows.y)
+    return {"loss": loss} | forecast_metrics(inverse_targets(outputs), actual, windows.mask, naive_mae)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -41,11 +41,16 @@ DECIDED_BY = {
 
 
 def assemble_model(
-    cfg: ExperimentConfig, n_inputs: int, n_targets: int = 1, horizon: int = 1, n_classes: int = 0
+    cfg: ExperimentConfig,
+    n_inputs: int,
+    n_targets: int = 1,
+    horizon: int = 1,
+    n_classes: int = 0,
+    frame: dict | None = None,
 ) -> SequenceModel:
     """The model a trial of `cfg` starts training from: built, given its vectors, initialised, parts frozen."""
     vectors = read_vectors(cfg.model.embedding_vectors).matrix if cfg.model.embedding_vectors else None
-    model = build_model(cfg.model, n_inputs, n_targets, horizon, n_classes=n_classes, vectors=vectors)
+    model = build_model(cfg.model, n_inputs, n_targets, horizon, n_classes=n_classes, vectors=vectors, frame=frame)
     if cfg.model.init_from:
         source = load_source(cfg.model.init_from, cfg.tracking.uri)
         initialise_from(model, source, cfg.model.init_from)

@@ -45,7 +45,7 @@ def test_tbptt_with_a_bidirectional_model_is_refused(tiny_raw):
 def test_search_metric_must_be_one_the_task_reports(tiny_raw):
     with pytest.raises(ConfigError) as err:
         build(tiny_raw, "search", metric="val_accuracy", mode="max")
-    assert "forecast trials report val_loss, val_rmse, val_mae, val_mape, val_smape" in str(err.value)
+    assert "forecast trials report val_loss, val_rmse, val_mae, val_mase, val_mape, val_smape" in str(err.value)
     assert build(tiny_raw, "search", metric="val_smape", mode="min").search.metric == "val_smape"
 
 
@@ -66,3 +66,15 @@ def test_new_keys_can_be_searched(tiny_raw):
         "train.l1": {"loguniform": [1.0e-6, 1.0e-3]},
     }
     assert build(tiny_raw, "search", space=space).parsed_space().keys() == space.keys()
+
+
+def test_the_highway_must_fit_in_every_lookback_and_is_forecast_only(tiny_raw):
+    tiny_raw["model"]["highway"] = 8
+    parse_config(tiny_raw)  # lookback 8
+    tiny_raw["search"]["space"] = {"data.lookback": {"choice": [4, 8]}}
+    with pytest.raises(ConfigError, match=r"model.highway: reads the last 8 steps but a window has 4"):
+        parse_config(tiny_raw)
+    tiny_raw["data"] = {"source": "builtin:japanese_vowels", "task": "classify"}
+    tiny_raw["search"] = {"metric": "val_accuracy", "mode": "max"}
+    with pytest.raises(ConfigError, match="model.highway: applies to forecast only"):
+        parse_config(tiny_raw)

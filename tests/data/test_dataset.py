@@ -66,12 +66,12 @@ def test_builtin_set_brings_its_default_columns(tiny_raw):
 
 
 def test_every_searched_window_setting_is_built_once(tiny_raw):
-    tiny_raw["search"]["space"] = {"data.lookback": {"choice": [4, 8]}, "data.horizon": {"choice": [1, 3]}}
+    tiny_raw["search"]["space"] = {"data.lookback": {"choice": [4, 8]}, "data.stride": {"choice": [1, 3]}}
     cfg = parse_config(tiny_raw)
     data = prepare_dataset(cfg.data, settings=window_settings(cfg))
-    assert set(data.by_setting) == {WindowSetting(lb, h, 1) for lb in (4, 8) for h in (1, 3)}
-    first = data.windows(WindowSetting(8, 3, 1))["train"]
-    assert data.windows(WindowSetting(8, 3, 1))["train"] is first  # shared, not rebuilt
+    assert set(data.by_setting) == {WindowSetting(lb, 2, s) for lb in (4, 8) for s in (1, 3)}
+    first = data.windows(WindowSetting(8, 2, 3))["train"]
+    assert data.windows(WindowSetting(8, 2, 3))["train"] is first  # shared, not rebuilt
 
 
 def test_each_searched_preprocessing_choice_is_prepared_once_and_picked_per_trial(tiny_raw):
@@ -82,7 +82,7 @@ def test_each_searched_preprocessing_choice_is_prepared_once_and_picked_per_tria
     }
     cfg = parse_config(tiny_raw)
     data = prepare_sweep_data(cfg)
-    assert len(data.variants) == 3 and data.prepared_key == ("standard", "interpolate", "onehot")
+    assert len(data.variants) == 3 and data.prepared_key == ("standard", "interpolate", "onehot", "none")
     for scaling in ("standard", "robust"):
         for missing in ("interpolate", "mask"):
             trial = parse_config(tiny_raw | {"data": tiny_raw["data"] | {"scaling": scaling, "missing": missing}})
