@@ -92,3 +92,16 @@ def test_asha_reporting_benchmark_runs_on_given_curves(tmp_path):
 def test_scale_benchmark_runs_on_a_local_multi_node_cluster():
     out = run_benchmark("scale.py", "--trials", "12", "--workers", "2", "--no-save")
     assert "12 trials" in out and "driver peak RSS" in out
+
+
+def test_quality_benchmark_compares_winners_with_baselines_and_the_linear_reference():
+    out = run_benchmark(
+        "quality.py", "--only", "co2-h4", "japanese_vowels", "--trials", "2", "--epochs", "2", "--no-save"
+    )
+    assert "co2-h4: winner test_rmse" in out and "last_value" in out and "linear AR" in out
+    assert "japanese_vowels: winner test_accuracy" in out and "majority" in out
+
+
+def test_window_norm_benchmark_prints_each_setting_against_the_last_value():
+    out = run_benchmark("window_norm.py", "--no-save")
+    assert "| standard / none |" in out and "x last_value" in out
