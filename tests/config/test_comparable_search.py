@@ -7,26 +7,23 @@ import pytest
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
 
+HORIZONS = [{"choice": [1, 3]}, {"grid": [2, 4]}, {"randint": [1, 4]}, {"choice": [2, 2]}]  # any distribution
+
 
 @pytest.mark.parametrize(
-    "spec",
-    [{"choice": [1, 3]}, {"grid": [2, 4]}, {"randint": [1, 4]}, {"choice": [2, 2]}],
+    ("path", "spec", "message"),
+    [
+        *[("data.horizon", spec, "run one sweep per horizon") for spec in HORIZONS],
+        ("data.missing", {"choice": ["interpolate", "drop"]}, "drop removes rows"),
+        ("data.missing", {"grid": ["drop", "mask"]}, "search interpolate, ffill and mask, or run a separate sweep"),
+    ],
 )
-def test_a_searched_horizon_is_refused_whatever_its_distribution(tiny_raw, spec):
-    tiny_raw["search"]["space"] = {"data.horizon": spec}
-    with pytest.raises(ConfigError, match="run one sweep per horizon") as caught:
+def test_a_search_that_changes_the_validation_targets_is_refused(tiny_raw, path, spec, message):
+    tiny_raw["search"]["space"] = {path: spec}
+    with pytest.raises(ConfigError, match=message) as caught:
         parse_config(tiny_raw)
-    assert caught.value.key == "search.space.data.horizon"
+    assert caught.value.key == f"search.space.{path}"
     assert "trials cannot be compared" in str(caught.value)
-
-
-@pytest.mark.parametrize("spec", [{"choice": ["interpolate", "drop"]}, {"grid": ["drop", "mask"]}])
-def test_searching_missing_over_drop_is_refused(tiny_raw, spec):
-    tiny_raw["search"]["space"] = {"data.missing": spec}
-    with pytest.raises(ConfigError, match="drop removes rows") as caught:
-        parse_config(tiny_raw)
-    assert caught.value.key == "search.space.data.missing"
-    assert "search interpolate, ffill and mask, or run a separate sweep with missing: drop" in str(caught.value)
 
 
 def test_searching_missing_without_drop_is_allowed(tiny_raw):

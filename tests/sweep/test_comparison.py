@@ -43,3 +43,31 @@ def test_for_accuracy_higher_is_better_and_no_baseline_means_no_verdict():
     empty = BaselineComparison("rmse", "min", {}, {"val": 1.0, "test": 1.0})
     assert empty.best("val") == "" and math.isnan(empty.ratio("val")) and empty.lines() == []
     assert "test_rmse_vs_baseline" not in empty.metrics()
+
+
+def test_the_summary_says_how_a_tie_was_broken_and_warns_when_the_winner_loses(capsys):
+    from lstm_ray.cli import print_summary
+    from lstm_ray.sweep.finish import SweepSummary
+
+    summary = SweepSummary(
+        name="s",
+        metric="val_accuracy",
+        mode="max",
+        best_params={"model.hidden_size": 8},
+        best_value=1.0,
+        test_metrics={"test_accuracy": 0.4},
+        counts={"completed": 3, "stopped_early": 0, "failed": 0},
+        parent_run_id="",
+        model_uri="",
+        storage_path="/tmp/s",
+        elapsed_s=3.0,
+        comparison=BaselineComparison("accuracy", "max", {"majority.test_accuracy": 0.5}, {"test": 0.4}),
+        tie_note="3 trials tied at val_accuracy 1; the one with the lowest val_loss won",
+    )
+    print_summary(summary, "sqlite:///mlflow.db")
+    out = capsys.readouterr().out
+    assert (
+        "Best trial: val_accuracy = 1\n  (3 trials tied at val_accuracy 1; the one with the lowest val_loss won)" in out
+    )
+    assert "Against the naive baselines: winner test_accuracy 0.4 = 0.80x majority (0.5)" in out
+    assert "\nWARNING: the winner does not beat the majority baseline on test (test_accuracy)" in out
