@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from lstm_ray.config.rules import check_name, check_search, check_values
-from lstm_ray.config.schema import ExperimentConfig
+from lstm_ray.config.schema import TASK_METRICS, ExperimentConfig
 from lstm_ray.config.strict import build
 from lstm_ray.errors import ConfigError, one_line
 
@@ -109,11 +109,28 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 def parse_config(raw: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an `ExperimentConfig` from plain data (a parsed YAML mapping)."""
-    cfg = build(ExperimentConfig, raw, "")
+    cfg = build(ExperimentConfig, _task_defaults(raw), "")
     check_name(cfg.name)
     check_values(cfg)
     check_search(cfg)
     return cfg
+
+
+def _task_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with the search metric and mode a user left out chosen by the task: a classify sweep maximises
+    val_accuracy, a forecast one minimises val_rmse; a metric given without a mode gets the metric's own."""
+    search = raw.get("search")
+    if not isinstance(raw.get("data"), dict) or not isinstance(search, dict | None):
+        return raw  # the builder names what is wrong
+    search = dict(search or {})
+    task = raw["data"].get("task", "forecast")
+    if task not in ("forecast", "classify"):
+        return raw
+    search.setdefault("metric", "val_accuracy" if task == "classify" else "val_rmse")
+    mode = TASK_METRICS[task].get(search["metric"]) if isinstance(search["metric"], str) else None
+    if mode and "mode" not in search:
+        search["mode"] = mode
+    return raw | {"search": search}
 
 
 def dotted_keys(config: dict[str, Any]) -> dict[str, Any]:

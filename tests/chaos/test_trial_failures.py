@@ -3,7 +3,7 @@
 The sweep runs through the real `lstm-ray tune` command. HyperOpt tries its `points_to_evaluate` first, so
 the five trials are exactly these, each failing (or not) by what it was given:
 - a searched combination the model refuses (proj_size 16 with hidden_size 8): ConfigError inside the trial;
-- plain SGD at lr 10 with no clipping: the loss turns NaN in epoch 1 (DivergedError);
+- plain SGD at lr 10 with no clipping on globally scaled windows: the loss turns NaN in epoch 1 (DivergedError);
 - hidden_size 4096 under resources.memory_mb 1024: its weights alone outgrow the limit (TrialOutOfMemory);
 - two ordinary trials, which must complete.
 """
@@ -43,6 +43,7 @@ def failing_sweep(cluster, mlflow_server, tmp_path_factory):
         folder,
         "chaos-failures",
         mlflow_server.url,
+        data={"window_norm": "none"},  # globally scaled windows, where SGD at lr 10 diverges
         model={"hidden_size": 32},  # the base config: each searched value is valid with it
         train={"max_epochs": EPOCHS, "batch_size": 16, "optimizer": "sgd", "grad_clip": 0.0},
         search={

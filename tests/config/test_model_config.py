@@ -78,3 +78,14 @@ def test_the_highway_must_fit_in_every_lookback_and_is_forecast_only(tiny_raw):
     tiny_raw["search"] = {"metric": "val_accuracy", "mode": "max"}
     with pytest.raises(ConfigError, match="model.highway: applies to forecast only"):
         parse_config(tiny_raw)
+
+
+def test_a_classify_config_without_a_metric_maximises_accuracy_and_a_metric_brings_its_mode(tiny_raw):
+    tiny_raw["data"] = {"source": "builtin:japanese_vowels", "task": "classify"}
+    cfg = parse_config(tiny_raw)
+    assert (cfg.search.metric, cfg.search.mode) == ("val_accuracy", "max")
+    tiny_raw["search"]["metric"] = "val_loss"
+    assert parse_config(tiny_raw).search.mode == "min"
+    tiny_raw["search"] |= {"metric": "val_f1", "mode": "min"}  # a mode given is checked, not replaced
+    with pytest.raises(ConfigError, match="search.mode: val_f1 is better higher; set search.mode: max"):
+        parse_config(tiny_raw)

@@ -110,7 +110,7 @@ def test_the_report_artifact_renders_with_its_figures(logged_sweep, page):
     assert report.locator("h1").inner_text() == "Sweep report: tiny"
     images = report.locator("img")
     images.first.wait_for()
-    assert images.count() == 5
+    assert images.count() == 6  # five figures of the trials and the winner's test forecasts against the actual values
     widths = images.evaluate_all("imgs => imgs.map(img => img.complete ? img.naturalWidth : 0)")
     page.screenshot(path=str(SHOTS / "report-artifact.png"))
     assert all(width > 300 for width in widths), widths
