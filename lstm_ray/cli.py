@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from lstm_ray.errors import ConfigError
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lstm-ray", description="Tune LSTM/GRU/RNN models with Ray Tune and MLflow.")
+    parser.add_argument("--version", action="version", version=f"lstm-ray {version('lstm-ray')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     tune = commands.add_parser("tune", help="run a sweep")
@@ -134,7 +137,7 @@ def run_validate(args: argparse.Namespace) -> int:
         f"OK: {cfg.name}: {cfg.data.source}, {summary}, "
         f"{len(cfg.search.space)} searched parameters, {cfg.search.num_samples} trials"
     )
-    for line in details:
+    for line in [*details, *filled_gaps(cfg.data.missing, data)]:
         print(f"  {line}")
     from lstm_ray.sweep.comparison import baseline_bar
 
@@ -143,13 +146,33 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def filled_gaps(missing: str, data) -> list[str]:
+    """A line counting the target values the source lacks and what data.missing does with them (none when
+    nothing is missing, or with drop, whose dropped rows the data report already counts)."""
+    if data.observed is None or data.observed.all() or missing == "drop":
+        return []
+    absent = (~data.observed).sum(axis=0)
+    counts = ", ".join(f"{int(n)} of {name!r}" for name, n in zip(data.row_spec.targets, absent, strict=True) if n)
+    done = {
+        "interpolate": "filled by interpolate (linear between the known neighbours)",
+        "ffill": "filled by ffill (the last known value)",
+        "mask": "skipped as targets by mask (inputs flagged and filled)",
+    }[missing]
+    return [f"data.missing: {counts} values missing in the source, {done}"]
+
+
 def run_datasets(args: argparse.Namespace) -> int:
+    """Each bundled set: size and licence, what it holds, its columns by role and a `data:` line to paste."""
     from lstm_ray.data.builtin import describe_builtin
 
     for row in describe_builtin():
+        roles = ", ".join(
+            f"{key} {row[key]}" for key in ("target", "id_column", "time_column", "split_column") if row[key]
+        )
         print(
             f"builtin:{row['name']}  {row['task']}, {row['rows']} rows x {row['columns']} columns, "
-            f"{row['size_kb']} KB, licence {row['licence']}\n  {row['description']}\n  source: {row['source']}"
+            f"{row['size_kb']} KB, licence {row['licence']}\n  {row['description']}\n  source: {row['source']}\n"
+            f"  columns: {roles}; features {', '.join(row['features'])}\n  config:  {row['config']}"
         )
     return 0
 
@@ -165,34 +188,44 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    cfg, data = load_checked(args)  # every input error surfaces here, before Ray is imported
-    from lstm_ray.sweep.tuning import run_sweep
+    from lstm_ray.api import tune  # every input error surfaces there, before Ray is imported
 
-    summary = run_sweep(
-        cfg, config_text=Path(args.config).read_text(), data=data, address=args.address, verbose=args.verbose
-    )
-    print_summary(summary, cfg.tracking.uri)
+    result = tune(args.config, args.address, overrides=args.overrides, verbose=args.verbose)
+    print_summary(result.summary, result.tracking_uri)
     return 0
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from lstm_ray.cluster import jobs
+    from lstm_ray.cluster.job_handle import submit_sweep
 
-    job = jobs.submit(args.config, args.overrides, args.address)  # validates first: bad input submits nothing
-    print("\n".join(jobs.submitted_lines(job)))
-    return jobs.follow(job.address, job.job_id, print) if args.follow else 0
+    job = submit_sweep(args.config, args.address, args.overrides)  # validates first: bad input submits nothing
+    print("\n".join(job.submitted_lines()))
+    return job.follow(print) if args.follow else 0
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from lstm_ray.cluster import jobs
+    from lstm_ray.cluster.job_handle import SweepJob
 
-    return jobs.follow(args.address, args.job, print) if args.follow else jobs.show(args.address, args.job, print)
+    job = SweepJob.attach(args.job, args.address)
+    if args.follow:
+        return job.follow(print)
+    print("\n".join(job.describe()))
+    return 0
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from lstm_ray.cluster import jobs
+    """Stop the job and print how it ended; exit 1 when it still runs after the driver's grace time."""
+    from lstm_ray.cluster.job_handle import SweepJob
 
-    return jobs.stop(args.address, args.job, print)
+    job = SweepJob.attach(args.job, args.address)
+    code = 0
+    try:
+        job.stop()
+    except TimeoutError as err:
+        print(f"warning: {err}", file=sys.stderr)
+        code = 1
+    print("\n".join(job.describe()))
+    return code
 
 
 def run_preflight(args: argparse.Namespace) -> int:
@@ -204,19 +237,17 @@ def run_preflight(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from lstm_ray.storage import find_sweep, load_resume_info
-    from lstm_ray.sweep.resume import resume_sweep
+    from lstm_ray.api import resume  # a wrong name or folder is one error line, before Ray
 
-    folder = find_sweep(args.sweep, args.storage)  # a wrong name or folder is one error line, before Ray
-    cfg, _, _ = load_resume_info(folder)
-    summary = resume_sweep(
-        folder,
+    result = resume(
+        args.sweep,
+        storage=args.storage,
         restart_errored=args.restart_errored,
         resume_errored=args.resume_errored,
         address=args.address,
         verbose=args.verbose,
     )
-    print_summary(summary, cfg.tracking.uri)
+    print_summary(result.summary, result.tracking_uri)
     return 0
 
 
@@ -249,7 +280,33 @@ def print_summary(summary, tracking_uri: str) -> None:
         print(f"MLflow: parent run {summary.parent_run_id}, best model {model}")
     print(f"Results and checkpoints: {summary.storage_path}")
     if summary.parent_run_id:
-        print(f"Review the sweep: mlflow ui --backend-store-uri {absolute_tracking_uri(tracking_uri)}")
+        print(f"Review the sweep: {review_command(tracking_uri)}")
+
+
+def review_command(tracking_uri: str) -> str:
+    """How to open the sweep in MLflow from where the user is: the server's address, or `mlflow ui` by the path
+    of the `mlflow` installed beside this lstm-ray (a venv's bin is rarely on PATH), and `make ui` in a checkout."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} in a browser"
+    store = absolute_tracking_uri(tracking_uri)
+    command = f"{venv_executable('mlflow')} ui --backend-store-uri {store}"
+    makefile = Path("Makefile")  # a checkout's `make ui` opens ./mlflow.db, the quickstart's store
+    if store == absolute_tracking_uri("sqlite:///mlflow.db") and makefile.is_file() and "\nui:" in makefile.read_text():
+        command += "   (or: make ui)"
+    return command
+
+
+def venv_executable(name: str) -> str:
+    """`name` as the shell finds it when it is on PATH and the one beside this Python; else that one's path,
+    relative when it lies under the working directory (`.venv/bin/mlflow`). Just `name` if neither exists."""
+    beside = Path(sys.executable).parent / name  # not resolved: a venv's python is a link to the base one
+    if not beside.is_file():
+        return name
+    on_path = shutil.which(name)
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return name
+    absolute = beside.absolute()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(absolute)
 
 
 def absolute_tracking_uri(uri: str) -> str:

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lstm_ray"
 # Highest first. A module may import its own layer and the layers after it.
 LAYERS = ("api", "cluster", "sweep", "reports", "tracking", "search", "train", "data", "storage", "config", "base")
 BASE = {"errors", "outcomes"}
-API = {"__init__", "cli", "serving"}  # serving.py: the old import path of the pickled model class, a shim
+API = {"__init__", "api", "cli", "serving"}  # serving.py: the old import path of the pickled model class, a shim
 MAX_LINES = 400
 
 

@@ -1,4 +1,5 @@
-"""A sweep as a Ray job: submit it to a cluster's Jobs API, follow it, ask its status, stop it.
+"""A sweep as a Ray job: submit it to a cluster's Jobs API and follow its log (`job_handle.py` wraps a job in
+an object that also asks its status, stops it and reads its result back from MLflow).
 
     lstm-ray submit configs/cluster-gpu.yaml --address http://HEAD:8265 --follow
     lstm-ray status cluster-gpu-20261123-191407-1a2b --address http://HEAD:8265
@@ -35,7 +36,16 @@ from typing import Any
 from lstm_ray.config import ExperimentConfig, load_config
 from lstm_ray.errors import ConfigError
 
-__all__ = ["SubmittedJob", "check_cluster_paths", "follow", "job_lines", "show", "stop", "submit", "submitted_lines"]
+__all__ = [
+    "SubmittedJob",
+    "check_cluster_paths",
+    "follow",
+    "job_info",
+    "job_lines",
+    "jobs_client",
+    "submit",
+    "submitted_lines",
+]
 
 ADDRESS_VARIABLE = "RAY_API_SERVER_ADDRESS"  # where `ray job` looks for the dashboard too
 JOB_ENV = {
@@ -90,7 +100,7 @@ def submit(
             "env_vars": dict(JOB_ENV),
         }
         argv = [command, Path(config).name, "--address", "auto", *extra_args, *[f"--set={o}" for o in overrides]]
-        with _cluster(address) as client:
+        with jobs_client(address) as client:
             job_id = client.submit_job(
                 entrypoint=entrypoint(argv, sqlite_folder(cfg.tracking.uri)),
                 submission_id=f"{_slug(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
@@ -180,44 +190,17 @@ def submitted_lines(job: SubmittedJob) -> list[str]:
     ]
 
 
-def show(address: str | None, job_id: str, echo: Callable[[str], None]) -> int:
-    """`echo` the job's status lines; returns 0 (ConfigError for an unknown job)."""
-    address = dashboard_address(address)
-    with _cluster(address) as client:
-        info = _details(client, job_id)
-    for line in job_lines(info, address):
-        echo(line)
-    return 0
-
-
-def stop(address: str | None, job_id: str, echo: Callable[[str], None], timeout_s: float = 90.0) -> int:
-    """Ask the job to stop (its driver gets SIGINT, then SIGKILL after 60 s), wait until it has ended and `echo`
-    its status lines. Returns 0 once it has ended (or had already), 1 if it still runs after `timeout_s`."""
-    address = dashboard_address(address)
-    with _cluster(address) as client:
-        info = _details(client, job_id)
-        if not info.status.is_terminal():
-            client.stop_job(job_id)
-        deadline = time.monotonic() + timeout_s
-        while not info.status.is_terminal() and time.monotonic() < deadline:
-            time.sleep(1.0)
-            info = _details(client, job_id)
-    for line in job_lines(info, address):
-        echo(line)
-    return 0 if info.status.is_terminal() else 1
-
-
 def follow(address: str | None, job_id: str, echo: Callable[[str], None], *, summary: bool = True) -> int:
     """`echo` each line of the job's log until the job ends, then (with `summary`) its status lines and the MLflow
     parent run seen in the log; returns `exit_code` of the job. Ctrl-C stops following, not the job."""
     address = dashboard_address(address)
-    with _cluster(address) as client:
-        _details(client, job_id)  # an unknown job is a ConfigError, not a websocket error
+    with jobs_client(address) as client:
+        job_info(client, job_id)  # an unknown job is a ConfigError, not a websocket error
         try:
             parent = asyncio.run(_tail(client, job_id, echo))
         except KeyboardInterrupt:
             raise KeyboardInterrupt(f"stopped following; job {job_id} keeps running (lstm-ray stop {job_id})") from None
-        info = _details(client, job_id)
+        info = job_info(client, job_id)
     if summary:
         for line in job_lines(info, address) + ([f"MLflow parent run: {parent}"] if parent else []):
             echo(line)
@@ -259,7 +242,8 @@ def job_lines(info: Any, address: str) -> list[str]:
     return lines
 
 
-def _details(client: Any, job_id: str) -> Any:
+def job_info(client: Any, job_id: str) -> Any:
+    """Ray's JobDetails of `job_id` through `client`; ConfigError naming JOB when the cluster has no such job."""
     try:
         return client.get_job_info(job_id)
     except RuntimeError as err:
@@ -269,7 +253,7 @@ def _details(client: Any, job_id: str) -> Any:
 
 
 @contextlib.contextmanager
-def _cluster(address: str) -> Iterator[Any]:
+def jobs_client(address: str) -> Iterator[Any]:
     """A JobSubmissionClient for `address`; connection and auth failures become one ConfigError line."""
     import requests
     from ray.exceptions import AuthenticationError

@@ -115,7 +115,9 @@ def load_builtin(name: str) -> pa.Table:
 
 def describe_builtin() -> list[dict[str, object]]:
     """One dict per shipped set, in registry order, for a listing: name, task, rows, columns (count),
-    column_names, size_kb (of the shipped file), description, source, licence. Reads every file."""
+    column_names, size_kb (of the shipped file), description, source, licence; the columns a run takes by
+    default (target, id_column, time_column, split_column, features) and `config`, a one-line YAML `data:`
+    mapping naming them, to paste into an experiment file. Reads every file."""
     rows = []
     for dataset in BUILTIN_DATASETS.values():
         table = load_builtin(dataset.name)
@@ -131,9 +133,32 @@ def describe_builtin() -> list[dict[str, object]]:
                 "description": dataset.description,
                 "source": dataset.source,
                 "licence": dataset.licence,
+                **_roles(dataset),
+                "config": config_line(dataset),
             }
         )
     return rows
+
+
+def config_line(dataset: BuiltinDataset) -> str:
+    """`data: {source: builtin:NAME, task: ..., target: ..., ...}`: the set's defaults spelled out, so a user
+    sees which key names which column. The features stay out (the set's default list applies; it can be long)."""
+    keys = {"source": f"builtin:{dataset.name}", "task": dataset.task}
+    keys |= {k: v for k, v in _roles(dataset).items() if k != "features" and v is not None}
+    return "data: {" + ", ".join(f"{key}: {value}" for key, value in keys.items()) + "}"
+
+
+def _roles(dataset: BuiltinDataset) -> dict[str, object]:
+    """The columns a run reads by default: a forecast set's features default to its target."""
+    target = dataset.target if isinstance(dataset.target, str) else f"[{', '.join(dataset.target)}]"
+    features = dataset.features or ([target] if isinstance(dataset.target, str) else list(dataset.target))
+    return {
+        "target": target,
+        "id_column": dataset.id_column,
+        "time_column": dataset.time_column,
+        "split_column": dataset.split_column,
+        "features": features,
+    }
 
 
 def _lookup(name: str) -> BuiltinDataset:

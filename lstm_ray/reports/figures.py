@@ -9,11 +9,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axis import Axis
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from lstm_ray import outcomes
-from lstm_ray.reports.record import SweepRecord
+from lstm_ray.reports.record import SweepRecord, chance_importance, importance_hidden
 
+CATEGORY_LIMIT = 6  # numeric axes with at most this many distinct values label each one
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
 COLORS = {outcomes.COMPLETED: "tab:green", outcomes.STOPPED_EARLY: "tab:gray", outcomes.FAILED: "tab:red"}
 # One (colour, dash) per baseline line, distinct from the outcome colours and from each other.
 BASELINE_STYLES = [
@@ -59,7 +61,13 @@ def learning_curves(record: SweepRecord) -> plt.Figure:
     for rung, cutoff in record.cutoffs().items():
         ax.axvline(rung, color="black", ls=":", lw=0.8)
         ax.plot([rung - 0.3, rung + 0.3], [cutoff, cutoff], color="black", lw=2.5)
-        ax.annotate(f"rung {rung}: cut-off {cutoff:.4g}", (rung, cutoff), textcoords="offset points", xytext=(6, 6))
+        ax.annotate(
+            f"rung {rung}: cut-off {cutoff:.4g}",
+            (rung, cutoff),
+            textcoords="offset points",
+            xytext=(6, 6),
+            bbox=LABEL_BOX,
+        )
     baseline_lines = _baseline_lines(ax, record)
     if values:  # a diverging trial would otherwise flatten every other curve; the baselines stay in view
         q1, q3 = np.percentile(values, [25, 75])
@@ -67,11 +75,17 @@ def learning_curves(record: SweepRecord) -> plt.Figure:
         low, high = min(values + levels), max([min(max(values), float(q3 + 3 * (q3 - q1)))] + levels)
         ax.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low) + 1e-12)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(record.metric)
     handles = [plt.Line2D([], [], color=c, label=k.replace("_", " ")) for k, c in COLORS.items()]
     handles.append(plt.Line2D([], [], color="black", lw=2.5, label="rung cut-off (all trials)"))
-    ax.legend(handles=handles + baseline_lines, loc="upper right")
+    outside_legend(ax, handles=handles + baseline_lines)
     return fig
+
+
+def outside_legend(ax: plt.Axes, **kwargs: object) -> None:
+    """The legend right of the axes, where it covers no curve and no label (the page has the width)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def _baseline_lines(ax: plt.Axes, record: SweepRecord) -> list[plt.Line2D]:
@@ -108,7 +122,7 @@ def forecast_vs_actual(record: SweepRecord) -> plt.Figure:
         ax.set_title(f"{target}, step {step} ahead: actual, winner and {baseline}")
         ax.set_xlabel("test window")
         ax.set_ylabel(str(target))
-        ax.legend(loc="upper right")
+        outside_legend(ax)
     fig.tight_layout()
     return fig
 
@@ -120,7 +134,7 @@ def parallel_coordinates(record: SweepRecord) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(max(6, 2 * len(axes)), 5))
     if board.empty:
         return fig
-    columns, labels = zip(*(_unit_scale(board[key]) for key in axes), strict=True)
+    columns, ticks = zip(*(_unit_scale(board[key], key != score) for key in axes), strict=True)
     scores = board[score].astype(float).to_numpy()
     finite = scores[np.isfinite(scores)]
     norm = plt.Normalize(finite.min(), finite.max()) if len(finite) else plt.Normalize(0, 1)
@@ -129,10 +143,11 @@ def parallel_coordinates(record: SweepRecord) -> plt.Figure:
         ys = [col[i] for col in columns]
         color = cmap(norm(scores[i])) if np.isfinite(scores[i]) else "tab:red"
         ax.plot(range(len(axes)), ys, color=color, alpha=0.8)
-    for x, (low, high) in enumerate(labels):
+    for x, axis_ticks in enumerate(ticks):
         ax.axvline(x, color="black", lw=0.8)
-        ax.annotate(low, (x, 0), textcoords="offset points", xytext=(3, -12), fontsize=8)
-        ax.annotate(high, (x, 1), textcoords="offset points", xytext=(3, 4), fontsize=8)
+        for y, label in axis_ticks:  # the ends just outside the axis span, where no line runs
+            offset = -12 if y == 0 else 4 if y == 1 else -4
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(3, offset), fontsize=8, bbox=LABEL_BOX)
     ax.set_xticks(range(len(axes)), axes, rotation=15)
     ax.set_yticks([])
     ax.set_ylim(-0.08, 1.08)
@@ -141,9 +156,20 @@ def parallel_coordinates(record: SweepRecord) -> plt.Figure:
 
 
 def importance_bars(importance: dict[str, float], record: SweepRecord) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(7, 0.5 * max(len(importance), 2) + 1.5))
-    ordered = sorted(importance.items(), key=lambda kv: kv[1])
-    ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="tab:blue")
+    """A bar per parameter in `importance` with a tick at its chance level, and a grey row per searched
+    parameter `importance_hidden` leaves out, saying why (too few trials per setting)."""
+    hidden = importance_hidden(record)
+    rows = sorted(hidden, reverse=True) + sorted(importance, key=lambda k: importance[k])
+    fig, ax = plt.subplots(figsize=(9, 0.5 * max(len(rows), 2) + 1.5))
+    ax.barh(rows, [importance.get(k, 0.0) for k in rows], color="tab:blue")
+    for y, key in enumerate(rows):
+        if key in hidden:
+            ax.annotate(f"hidden: {hidden[key]}", (0.01, y), va="center", fontsize=8, color="tab:gray")
+        else:
+            ax.plot([chance_importance(record, key)] * 2, [y - 0.4, y + 0.4], color="black", lw=2)
+    if importance:
+        ax.plot([], [], color="black", lw=2, label="expected by chance: (settings − 1) / (trials − 1)")
+        outside_legend(ax, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"share of best-{record.metric} variance explained alone (η²)")
     return fig
@@ -168,18 +194,31 @@ def capacity(record: SweepRecord) -> plt.Figure:
     left.set_xlabel("hidden units per layer")
     left.set_ylabel(score)
     left.legend()
-    groups: dict[tuple[int, int], list[pd.DataFrame]] = {}
+    groups: dict[tuple[int, int], list[pd.Series]] = {}
     for trial, h, n in zip(record.trials, hidden, layers, strict=True):
         if record.metric in trial.history and trial.outcome != outcomes.FAILED:
-            groups.setdefault((h, n), []).append(trial.history[["epoch", record.metric]])
+            groups.setdefault((h, n), []).append(trial.history.set_index("epoch")[record.metric])
     for (h, n), curves in sorted(groups.items()):
-        mean = pd.concat(curves).groupby("epoch")[record.metric].mean()
-        right.plot(mean.index, mean.to_numpy(), marker="o", ms=3, label=f"{h} units x {n} layer(s) ({len(curves)})")
+        median = best_so_far_median(curves, record.mode)
+        label = f"{h} units x {n} layer(s) ({len(curves)})"
+        right.plot(median.index, median.to_numpy(), marker="o", ms=3, label=label)
     right.set_xlabel("epoch")
-    right.set_ylabel(f"mean {record.metric}")
-    right.set_title("learning curve by capacity (trials not failed)")
-    right.legend(fontsize=8)
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_ylabel(f"median best-so-far {record.metric}")
+    right.set_title("best score reached by each epoch, by capacity\n(a stopped trial keeps its best; failed left out)")
+    outside_legend(right, fontsize=8)
     return fig
+
+
+def best_so_far_median(curves: list[pd.Series], mode: str) -> pd.Series:
+    """Epoch -> the median over `curves` (metric by epoch, one per trial) of each trial's best value so far.
+
+    A trial ASHA stopped keeps its last best at later epochs, so the line moves only when some trial improves
+    and never jumps because trials left; it falls (mode max: rises) monotonically.
+    """
+    frame = pd.concat(curves, axis=1).sort_index()
+    best = frame.cummin() if mode == "min" else frame.cummax()
+    return best.ffill().median(axis=1, skipna=True)
 
 
 def model_vs_data(record: SweepRecord) -> plt.Figure:
@@ -192,7 +231,7 @@ def model_vs_data(record: SweepRecord) -> plt.Figure:
         ax.scatter(ratio, board[score], c=colors, alpha=0.8)
         ax.axvline(1.0, color="black", ls=":", lw=0.8)
         ax.annotate(
-            "parameters = training windows",
+            f"parameters = training {record.train_unit}",
             (1.0, 1.0),
             xycoords=("data", "axes fraction"),
             xytext=(4, -12),
@@ -201,9 +240,11 @@ def model_vs_data(record: SweepRecord) -> plt.Figure:
         )
         ax.set_xscale("log")
         plain_log_ticks(ax.xaxis)
-    ax.set_xlabel("model parameters per training window")
+    unit = record.train_unit.removesuffix("s")
+    ax.set_xlabel(f"model parameters per training {unit}")
     ax.set_ylabel(score)
-    ax.set_title(f"{record.train_rows} training rows")
+    rows = "sequences" if record.task == "classify" else "rows"  # a forecast's windows overlap its rows
+    ax.set_title(f"{record.train_rows} training {rows}")
     return fig
 
 
@@ -214,20 +255,26 @@ def plain_log_ticks(axis: Axis, base: float = 10) -> None:
     axis.set_minor_formatter(LogFormatter(base, labelOnlyBase=False))
 
 
-def _unit_scale(values: pd.Series) -> tuple[np.ndarray, tuple[str, str]]:
-    """Values mapped to [0, 1] for one axis (log for wide positive ranges, order for categories), and the
-    labels of its ends."""
+def _unit_scale(values: pd.Series, choice: bool = True) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """Values mapped to [0, 1] for one axis (log for wide positive ranges, order for categories), and its
+    labels as (position, text): every category and, when `choice`, every setting of a number whose at most
+    CATEGORY_LIMIT distinct values repeat (a choice such as hidden 16, 32, 64); else the two ends."""
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all():
-        x = numeric.to_numpy(dtype=float)
-        finite = x[np.isfinite(x)]
-        low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-        if low > 0 and high / low > 20:
-            x, low_t, high_t = np.log10(x), math.log10(low), math.log10(high)
-        else:
-            low_t, high_t = low, high
-        span = high_t - low_t or 1.0
-        return np.clip((x - low_t) / span, 0, 1), (f"{low:.3g}", f"{high:.3g}")
-    names = sorted(values.astype(str).unique())
-    index = values.astype(str).map({n: i for i, n in enumerate(names)}).to_numpy(dtype=float)
-    return index / max(len(names) - 1, 1), (names[0], names[-1])
+    if not numeric.notna().all():
+        names = sorted(values.astype(str).unique())
+        positions = np.arange(len(names)) / max(len(names) - 1, 1)
+        index = values.astype(str).map({n: i for i, n in enumerate(names)}).to_numpy(dtype=int)
+        return positions[index], list(zip(positions.tolist(), names, strict=True))
+    x = numeric.to_numpy(dtype=float)
+    finite = x[np.isfinite(x)]
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    log = low > 0 and high / low > 20
+
+    def scale(v: np.ndarray) -> np.ndarray:
+        low_t, high_t = (math.log10(low), math.log10(high)) if log else (low, high)
+        return np.clip(((np.log10(v) if log else v) - low_t) / (high_t - low_t or 1.0), 0, 1)
+
+    distinct = np.unique(finite)
+    repeated = choice and len(distinct) <= min(CATEGORY_LIMIT, len(finite) - 1)
+    settings = distinct if repeated else np.array([low, high])
+    return scale(x), [(float(y), f"{v:.3g}") for y, v in zip(scale(settings), settings, strict=True)]

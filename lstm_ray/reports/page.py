@@ -24,12 +24,13 @@ from mlflow.exceptions import MlflowException
 from lstm_ray import outcomes
 from lstm_ray.config import StorageConfig, TrackingConfig, load_config
 from lstm_ray.errors import ConfigError
-from lstm_ray.reports.record import SweepRecord, importance
+from lstm_ray.reports.record import MIN_GROUPS, MIN_TRIALS_PER_GROUP, SweepRecord, importance, importance_hidden
 from lstm_ray.storage import as_uri
 from lstm_ray.tracking.outbox import replay_spilled
 from lstm_ray.tracking.runs import ROLE_SWEEP, TAG_ROLE, connect
 
 TOP_TRIALS = 10
+IMPORTANCE = "Hyperparameter importance"  # the figure `_importance_note` explains
 OUTCOMES = (outcomes.COMPLETED, outcomes.STOPPED_EARLY, outcomes.FAILED)  # in the summary's order
 
 
@@ -55,15 +56,18 @@ def _html(record: SweepRecord, figures: dict[str, Path], board: pd.DataFrame) ->
     sections = []
     for title, path in figures.items():
         encoded = base64.b64encode(path.read_bytes()).decode()
+        note = _importance_note(record) if title == IMPORTANCE else ""
         sections.append(
-            f"<h2>{html.escape(title)}</h2>\n<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+            f"<h2>{html.escape(title)}</h2>\n{note}"
+            f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
         )
     top = board.head(TOP_TRIALS).drop(columns=["run_id"], errors="ignore")
-    table = top.to_html(index=False, float_format=lambda v: f"{v:.5g}", border=0, classes="top")
+    table = _scrolling(top.to_html(index=False, float_format=lambda v: f"{v:.5g}", border=0, classes="top"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sweep report: {html.escape(record.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} img{{max-width:100%}}
-table.top{{border-collapse:collapse}} table.top td,table.top th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
+div.scroll{{overflow-x:auto;max-width:100%}} table.top{{border-collapse:collapse}}
+table.top td,table.top th{{padding:2px 6px;border-bottom:1px solid #ddd}} table.top th{{vertical-align:bottom}}</style>
 </head><body>
 <h1>Sweep report: {html.escape(record.name)}</h1>
 <p>{len(record.trials)} trials ({summary}); metric {html.escape(record.metric)} ({record.mode}),
@@ -74,6 +78,30 @@ scheduler {record.scheduler}, up to {record.max_epochs} epochs.</p>
 {chr(10).join(sections)}
 </body></html>
 """
+
+
+def _scrolling(table: str) -> str:
+    """`table` in a box that scrolls sideways instead of widening the page (16 trials of six searched keys
+    are wider than a laptop screen), its headers allowed to wrap after each '.' and '_'."""
+    head, rest = table.split("</thead>", 1)
+    head = re.sub(r"(?<=[._])(?=[^<>]*</th>)", "<wbr>", head)
+    return f"<div class='scroll'>\n{head}</thead>{rest}\n</div>"
+
+
+def _importance_note(record: SweepRecord) -> str:
+    """Why some parameters (or all) have no importance bar: η² of one trial per setting is 1.0 by itself."""
+    rule = (
+        f"Each parameter's η² is the share of the variance of the trials' best scores that its settings explain "
+        f"alone. It is shown only for parameters with at least {MIN_TRIALS_PER_GROUP} scored trials in each of "
+        f"at least {MIN_GROUPS} settings (continuous values binned in quantiles): with one trial per setting "
+        f"η² is 1.0 whatever the data. The black tick is the η² a parameter with no effect reaches by chance."
+    )
+    hidden = importance_hidden(record)
+    if not hidden:
+        return f"<p>{html.escape(rule)}</p>\n"
+    items = "".join(f"<li>{html.escape(key)}: {html.escape(why)}</li>" for key, why in sorted(hidden.items()))
+    which = "every searched parameter" if len(hidden) == len(record.searched) else "these parameters"
+    return f"<p>{html.escape(rule)} Hidden for {which}:</p>\n<ul class='hidden'>{items}</ul>\n"
 
 
 def _baselines_table(record: SweepRecord) -> str:

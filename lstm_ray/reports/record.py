@@ -3,6 +3,7 @@
     record = SweepRecord.from_mlflow(client, parent_run_id)    # or SweepRecord.from_results(cfg, results, data)
     record.leaderboard()                                       # one row per trial, best first
     importance(record)                                         # {"train.lr": 0.82, "model.hidden_size": 0.05}
+    importance_hidden(record)                                  # {"model.cell": "needs 3+ scored trials ..."}
 
 The same `SweepRecord` gives the leaderboard table logged to the parent run and everything `page.py` draws,
 beside the naive baselines the sweep scored on the same windows (`baselines`, `forecast`, `best_baseline`).
@@ -136,6 +137,17 @@ class SweepRecord:
     def searched(self) -> list[str]:
         return sorted({key for trial in self.trials for key in trial.params})
 
+    @property
+    def task(self) -> str:
+        """`forecast` or `classify` (data.task), which names what a training example is."""
+        return str(self.base.get("data.task") or "forecast")
+
+    @property
+    def train_unit(self) -> str:
+        """What `train_rows` and `train_windows` count: a classify example is one sequence, a forecast one is
+        a window cut from the rows of one series."""
+        return "sequences" if self.task == "classify" else "windows"
+
     def rungs(self) -> list[int]:
         return asha_rungs(self.scheduler, self.grace_period, self.reduction_factor, self.max_t or self.max_epochs)
 
@@ -225,26 +237,74 @@ def trial_size(cfg: ExperimentConfig, data: Any) -> tuple[float, float]:
     return float(parameters), float(len(data.windows(window_setting(cfg))["train"]))
 
 
-def importance(record: SweepRecord) -> dict[str, float]:
-    """Share of the variance of trials' best scores explained by each hyperparameter alone (η², in [0, 1]).
+MIN_TRIALS_PER_GROUP = 3  # a group mean of fewer trials is mostly that trial's noise
+MIN_GROUPS = 2  # one group explains nothing
+MAX_BINS = 4  # continuous values: quantile bins, as many as MIN_TRIALS_PER_GROUP allows, at most this many
 
-    Values of a parameter with more than 6 distinct settings are grouped in quartiles. Fewer than 3 scored
-    trials, or scores that do not vary, give 0 for every parameter.
+
+def importance(record: SweepRecord) -> dict[str, float]:
+    """Share of the variance of trials' best scores explained by each hyperparameter alone (η², in [0, 1]), for
+    the parameters whose settings fall in at least MIN_GROUPS groups of MIN_TRIALS_PER_GROUP scored trials.
+
+    A parameter's groups are its settings (`_group_labels`), or quantile bins of MIN_TRIALS_PER_GROUP or more
+    trials for a continuous one; trials in groups smaller than that are left out of its η². With one
+    trial per group η² is 1.0 whatever the data, hence the minimum. Scores that do not vary give 0.
+    `importance_hidden` says why the other searched parameters are missing.
     """
+    scores, groups = _importance_groups(record)
+    out = {}
+    for key, labels in groups.items():
+        if labels.nunique() < MIN_GROUPS:
+            continue
+        y = scores[labels.index]
+        total = float(((y - y.mean()) ** 2).sum())
+        means = y.groupby(labels, observed=True).transform("mean")
+        out[key] = float(((means - y.mean()) ** 2).sum() / total) if total > 0 else 0.0
+    return out
+
+
+def importance_hidden(record: SweepRecord) -> dict[str, str]:
+    """Searched parameter -> why `importance` leaves it out (too few trials in too few groups); {} when none."""
+    scores, groups = _importance_groups(record)
+    need = f"needs {MIN_TRIALS_PER_GROUP}+ scored trials in each of {MIN_GROUPS}+ settings"
+    return {
+        key: f"{need}; has {labels.nunique()} such setting(s) among {len(scores)} scored trials"
+        for key, labels in groups.items()
+        if labels.nunique() < MIN_GROUPS
+    }
+
+
+def chance_importance(record: SweepRecord, key: str) -> float:
+    """η² a parameter with no effect reaches on average, (groups - 1) / (trials - 1): bars near it say nothing."""
+    _, groups = _importance_groups(record)
+    labels = groups[key]
+    return (labels.nunique() - 1) / max(len(labels) - 1, 1)
+
+
+def _importance_groups(record: SweepRecord) -> tuple[pd.Series, dict[str, pd.Series]]:
+    """(best score of each scored trial, {parameter: its group label per trial, only groups big enough})."""
     board = record.leaderboard()
     score_key = f"best_{record.metric}"
-    scored = board[np.isfinite(board[score_key].astype(float))] if len(board) else board
-    out = {key: 0.0 for key in record.searched}
-    if len(scored) < 3 or float(scored[score_key].var()) == 0.0:
-        return out
-    y = scored[score_key].astype(float)
-    total = float(((y - y.mean()) ** 2).sum())
+    if board.empty:
+        return pd.Series(dtype=float), {key: pd.Series(dtype=str) for key in record.searched}
+    scored = board[np.isfinite(board[score_key].astype(float))]
+    groups = {}
     for key in record.searched:
-        values = scored[key]
-        groups = values.astype(str) if values.nunique() <= 6 else pd.qcut(values.astype(float), 4, duplicates="drop")
-        means = y.groupby(groups, observed=True).transform("mean")
-        out[key] = float(((means - y.mean()) ** 2).sum() / total)
-    return out
+        labels = _group_labels(scored[key])
+        counts = labels.value_counts()
+        groups[key] = labels[labels.map(counts) >= MIN_TRIALS_PER_GROUP]
+    return scored[score_key].astype(float), groups
+
+
+def _group_labels(values: pd.Series) -> pd.Series:
+    """One group label per trial: the setting itself (a choice: text, or at most 6 numbers that repeat), or the
+    quantile bin of a continuous number such as a learning rate each trial samples anew."""
+    bins = min(MAX_BINS, len(values) // MIN_TRIALS_PER_GROUP)
+    numeric = pd.to_numeric(values, errors="coerce")
+    distinct = values.nunique()
+    if numeric.isna().any() or distinct <= min(6, len(values) - 1) or bins < MIN_GROUPS:
+        return values.astype(str)
+    return pd.qcut(numeric.astype(float), bins, duplicates="drop").astype(str)
 
 
 def _settings(flat: dict[str, Any]) -> dict[str, Any]:

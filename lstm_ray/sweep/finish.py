@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from ray import tune
 
 from lstm_ray import outcomes
@@ -55,6 +56,7 @@ class SweepSummary:
     reevaluation: Reevaluation | None = None  # search.reevaluate: every candidate's scores over new seeds
     comparison: BaselineComparison | None = None  # the winner against the naive baselines
     tie_note: str = ""  # how a tie on the metric was broken, when there was one
+    leaderboard: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per trial, best first
 
 
 def finish_sweep(
@@ -127,6 +129,7 @@ def finish_sweep(
         reevaluation=reevaluation,
         comparison=comparison,
         tie_note="" if reevaluation else winner.note,
+        leaderboard=record.leaderboard(),
     )
 
 

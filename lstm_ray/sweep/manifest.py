@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import platform
-import subprocess
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lstm_ray.config import ExperimentConfig, apply_params
+from lstm_ray.tracking.sweep import git_state
 
 PACKAGES = ("lstm-ray", "torch", "ray", "mlflow", "numpy", "pyarrow", "hyperopt", "optuna", "scikit-learn")
-
-PACKAGE_FOLDER = Path(__file__).resolve().parents[1]  # lstm_ray/
 
 
 def build_manifest(cfg: ExperimentConfig, data: Any, params: dict[str, Any], reevaluation: Any = None) -> dict:
@@ -65,23 +62,6 @@ def fingerprint(data: Any) -> str:
             raw = np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else repr(value).encode()
             digest.update(raw)
     return digest.hexdigest()
-
-
-def git_state() -> dict[str, Any]:
-    """The commit of the lstm_ray checkout and whether it had uncommitted changes ({} outside git)."""
-    folder = PACKAGE_FOLDER
-    commit = _git(folder, "rev-parse", "HEAD")
-    if not commit:
-        return {}
-    return {"git_commit": commit, "git_dirty": bool(_git(folder, "status", "--porcelain", "--", "."))}
-
-
-def _git(folder: Path, *args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _version(name: str) -> str | None:

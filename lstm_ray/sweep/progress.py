@@ -28,10 +28,11 @@ class ProgressLine(tune.Callback):
         max_epochs: int,
         every: float = 5.0,
         out: TextIO = sys.stdout,
+        started: float | None = None,
     ):
         self.metric, self.mode, self.total, self.max_epochs = metric, mode, total, max_epochs
         self.every, self.out = every, out
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started  # the summary's clock: one sweep time
         self.last_print = 0.0
         self.running: set[str] = set()
         self.counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
@@ -42,7 +43,8 @@ class ProgressLine(tune.Callback):
         return self.__dict__ | {"out": None}  # Tune pickles callbacks; streams cannot be pickled
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__ = state | {"out": sys.stdout}
+        # Unpickled by a resume: the old process's clock means nothing here (`complete_sweep` sets the resume's).
+        self.__dict__ = state | {"out": sys.stdout, "started": time.monotonic()}
 
     def get_state(self) -> dict[str, Any]:
         """Saved by Tune with the experiment: a resumed sweep's line goes on counting its earlier trials."""
@@ -51,7 +53,7 @@ class ProgressLine(tune.Callback):
     def set_state(self, state: dict[str, Any]) -> None:
         self.counts.update(state["counts"])
         self.best = state["best"]
-        self.started, self.running = time.monotonic(), set()  # the time is the resumed run's, like its summary
+        self.running = set()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
@@ -117,3 +119,33 @@ def shorten_trial_errors() -> None:
     controller = logging.getLogger("ray.tune.execution.tune_controller")
     if not any(isinstance(f, OneLineTrialErrors) for f in controller.filters):
         controller.addFilter(OneLineTrialErrors())
+
+
+# Ray notices that lstm-ray answers itself, by logger: the text that marks each.
+RAY_NOTICES = {
+    # After a Ctrl-C: a Tuner restored by hand would not continue the sweep's MLflow runs; lstm-ray prints its own
+    # `lstm-ray resume FOLDER` line (`fit_or_interrupt`).
+    "ray.tune.tune": "Resume experiment with:",
+    # Every new local Ray turns token auth on by itself (token in ~/.ray/auth_token) and warns that it did, on every
+    # run. Only the warning goes: the mode stays Ray's, RAY_AUTH_MODE untouched (docs/cluster.md: token everywhere).
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster",
+}
+
+
+class DropNotice(logging.Filter):
+    """Drops the log records whose message contains `text`; the logger's other records pass."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def drop_ray_notices() -> None:
+    """Install a `DropNotice` for each of `RAY_NOTICES` on its logger (once per process), before Ray starts."""
+    for name, text in RAY_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropNotice) and f.text == text for f in logger.filters):
+            logger.addFilter(DropNotice(text))

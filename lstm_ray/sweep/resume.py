@@ -7,8 +7,9 @@ Every sweep writes `lstm-ray-sweep.json` into its folder (`storage.path/<name>-<
 the validated config, the MLflow parent run and the directory it ran from. A resume restores Tune's own
 experiment state (`Tuner.restore`: finished trials stay finished, unfinished ones continue from their last
 checkpoint, the searcher keeps what it learned), reopens the same parent run and continues each trial's child
-run instead of opening a new one. The parent run ends FINISHED when the sweep does; from here on a resumed sweep
-ends as a new one does (`tuning.complete_sweep`).
+run instead of opening a new one (a run the interrupt ended KILLED, tagged `lstm_ray.resumes`, is RUNNING
+again). The parent run ends FINISHED when the sweep does; from here on a resumed sweep ends as a new one does
+(`tuning.complete_sweep`).
 """
 
 from __future__ import annotations

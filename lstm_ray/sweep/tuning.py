@@ -13,10 +13,11 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TextIO
 
 import ray
 from ray import tune
@@ -31,7 +32,7 @@ from lstm_ray.search.searchers import KnownPoint, build_param_space, build_searc
 from lstm_ray.storage import as_uri, save_resume_info, sweep_folder_name
 from lstm_ray.sweep.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
 from lstm_ray.sweep.finish import SweepSummary, close_failed, closed_on_failure, finish_sweep
-from lstm_ray.sweep.progress import ProgressLine, shorten_trial_errors
+from lstm_ray.sweep.progress import ProgressLine, drop_ray_notices, shorten_trial_errors
 from lstm_ray.sweep.reevaluate import Reevaluation, reevaluate
 from lstm_ray.sweep.trainable import checkpoint_config, result_loggers, train_trial
 from lstm_ray.sweep.warm_start import warm_start_points
@@ -87,18 +88,22 @@ def run_sweep(
     address: str | None = None,
     verbose: bool = False,
     callbacks: list[tune.Callback] | None = None,
+    progress: TextIO | None = None,
 ) -> SweepSummary:
     """Run the sweep; `data` is the prepared data set when the caller already loaded it.
 
-    `callbacks` are extra Ray Tune callbacks. Raises ConfigError for a warm start that names nothing, and
+    `callbacks` are extra Ray Tune callbacks; `progress` is where the progress line goes (default stdout; the API
+    passes a notebook's updating line, or a null stream). Raises ConfigError for a warm start that names nothing, and
     KeyboardInterrupt when the sweep was interrupted (Ctrl-C): its state is saved for `lstm-ray resume`.
     """
-    started = time.monotonic()
+    started = time.monotonic()  # the one clock of the sweep: progress line and summary
+    ray_start = f"joining Ray at {address}" if address else "starting Ray"
+    print(f"Sweep {cfg.name}: {ray_start} and MLflow ...", flush=True)  # at once: Ray takes seconds to start
     if cfg.resources.max_failures is None:
         cfg = apply_params(cfg, {"resources.max_failures": CLUSTER_RETRIES if address else 0})
     data = data or prepare_sweep_data(cfg)
     known = warm_start_points(cfg)
-    tracker, searcher, slots = start_sweep_services(cfg, config_text, known, address, verbose)
+    tracker, searcher, slots = start_sweep_services(cfg, config_text, data, known, address, verbose)
     if isinstance(tracker, SweepTracker):  # a trial's size goes with its end write, not in a call of its own
         tracker.callback.sizes = lambda config: trial_size(apply_params(cfg, config), data)
     with closed_on_failure(tracker):
@@ -106,14 +111,21 @@ def run_sweep(
         save_resume_info(as_uri(cfg.storage.path), name, cfg, tracker.parent_run_id)
         # Named up front so whoever follows the log (`lstm-ray submit --follow`) can open the run while it runs.
         print(f"Sweep {name}: MLflow parent run {tracker.parent_run_id or '- (tracking.enabled: false)'}", flush=True)
-        progress = ProgressLine(cfg.search.metric, cfg.search.mode, planned_trials(cfg), cfg.train.max_epochs)
+        line = ProgressLine(
+            cfg.search.metric,
+            cfg.search.mode,
+            planned_trials(cfg),
+            cfg.train.max_epochs,
+            out=progress or sys.stdout,
+            started=started,
+        )
         tuner = build_tuner(
             cfg,
             data,
             searcher=searcher,
             slots=slots,
             name=name,
-            callbacks=[tracker.callback, progress, *(callbacks or [])],
+            callbacks=[tracker.callback, line, *(callbacks or [])],
             verbose=verbose,
         )
     return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
@@ -132,8 +144,11 @@ def complete_sweep(
     """The end a new sweep and a resumed one share: `tuner.fit()` under lstm-ray's Tune settings, the
     re-evaluation `search.reevaluate` asks for, then `finish_sweep` (the winner scored and logged, the parent run
     closed). Whatever raises (Ctrl-C: KeyboardInterrupt) closes the parent run first (`closed_on_failure`).
-    `started` is the sweep's `time.monotonic()` start, for its elapsed time."""
+    `started` is the sweep's `time.monotonic()` start: the one clock of its elapsed time and progress line."""
     with closed_on_failure(tracker):
+        for callback in tuner._local_tuner.get_run_config().callbacks or []:
+            if isinstance(callback, ProgressLine):  # a resumed sweep's, unpickled: its clock starts with the resume
+                callback.started = started
         with tune_settings(slots, verbose):
             results = fit_or_interrupt(tuner)
             reevaluation = reevaluated(cfg, data, results, tracker, slots)
@@ -141,10 +156,15 @@ def complete_sweep(
 
 
 def start_sweep_services(
-    cfg: ExperimentConfig, config_text: str, known: Sequence[KnownPoint], address: str | None, verbose: bool
+    cfg: ExperimentConfig,
+    config_text: str,
+    data: PreparedData,
+    known: Sequence[KnownPoint],
+    address: str | None,
+    verbose: bool,
 ) -> tuple[SweepTracker | UntrackedSweep, Searcher | SearchAlgorithm, int]:
-    """The sweep's tracker (parent run created), its searcher (told the `known` points) and Ray (started or
-    joined), with the number of trial slots.
+    """The sweep's tracker (parent run created, its params as `data` resolved them), its searcher (told the `known`
+    points) and Ray (started or joined), with the number of trial slots.
 
     Ray starts on the main thread (ray.init wants it) while threads build the searcher (importing HyperOpt takes
     a second or more) and set up a local store, whose SQLite file takes seconds to create. A tracking server is
@@ -152,7 +172,7 @@ def start_sweep_services(
     """
     with ThreadPoolExecutor(max_workers=2) as pool:
         searcher = pool.submit(build_searcher, cfg, known)
-        tracking = pool.submit(start_tracking, cfg, config_text)
+        tracking = pool.submit(start_tracking, cfg, config_text, data)
         if not _local_store(cfg.tracking.uri):
             tracking.result()
         try:
@@ -170,6 +190,7 @@ def _local_store(uri: str) -> bool:
 
 def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> int:
     """Start (or join) Ray; returns the number of trial slots."""
+    drop_ray_notices()
     start_ray(address, verbose)
     if not verbose:
         shorten_trial_errors()

@@ -28,6 +28,7 @@ from lstm_ray.tracking.runs import (
     TAG_NODE,
     TAG_OUTCOME,
     TAG_PHASE,
+    TAG_RESUMES,
     TAG_RUNG,
     TAG_STOP_REASON,
     child_runs,
@@ -88,11 +89,15 @@ class TrialLogger(OutcomeCounter):
         # end; not saved with the experiment (it holds the data), so a restored sweep logs them at its end.
         self.sizes: Callable[[dict[str, Any]], tuple[float, float]] | None = None
         self.sized: set[str] = set()  # trial ids whose end write, queued by this process, carries its sizes
+        self.live: dict[str, Any] = {}  # trial id -> the trial, while its run is open in this process
         self.outbox: Outbox | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # A dead driver's queued end writes may never have been sent: a resumed sweep logs every trial's sizes.
-        return self.__dict__ | {"outbox": None, "sizes": None, "sized": set()}
+        return self.__dict__ | {"outbox": None, "sizes": None, "sized": set(), "live": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"live": {}} | state)  # a sweep saved before `live` existed resumes too
 
     def setup(self, **info: Any) -> None:
         self.start()
@@ -109,6 +114,7 @@ class TrialLogger(OutcomeCounter):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         outbox = self.start()
+        self.live[trial.trial_id] = trial
         if trial.trial_id in outbox.run_ids or trial.trial_id in outbox.started:
             return  # a restored or resumed trial keeps logging into its existing run
         outbox.started.add(trial.trial_id)
@@ -128,7 +134,8 @@ class TrialLogger(OutcomeCounter):
         `trials` are the snapshot's trials, `saved` each trial's results as Tune stored them, `resumed_from` the
         epoch a trial continues from when that is past the snapshot (its checkpoint there was deleted). The dead
         driver's outbox may have sent epochs past that point (the resumed trial trains them again: they are not
-        logged twice), or not yet sent epochs or the end of a trial that Tune holds (sent now).
+        logged twice), or not yet sent epochs or the end of a trial that Tune holds (sent now). The runs a stopped
+        sweep ended KILLED (`interrupt`) are RUNNING again.
         """
         outbox = self.start()
         for trial in trials:
@@ -138,15 +145,18 @@ class TrialLogger(OutcomeCounter):
             if run_id is None and (resume_at or ended):  # its run was still queued when the driver died
                 outbox.started.add(trial.trial_id)
                 outbox.put(self._start_write(trial))
+            open_run = run_id is None or _reopen(outbox.client, run_id)
             logged = last_logged_epoch(outbox.client, run_id) if run_id else 0
             latest = {int(r["epoch"]): r for r in saved.get(trial.trial_id, []) if logged < r["epoch"] <= resume_at}
             for epoch in sorted(latest):
                 outbox.put(Write("log", trial.trial_id, metrics=trial_metrics(latest[epoch])))
             self.logged_through[trial.trial_id] = max(logged, resume_at)
-            if ended and (run_id is None or outbox.client.get_run(run_id).info.status == "RUNNING"):
+            if ended and open_run:
                 errored = trial.status == "ERROR"
                 outcome = outcomes.outcome_of(trial.last_result, self.max_epochs, errored)
                 outbox.put(self._end_write(trial, outcome, failure_reason(trial) if errored else ""))
+            elif not ended and (run_id or trial.trial_id in outbox.started):
+                self.live[trial.trial_id] = trial  # stopped again before it restarts: `interrupt` ends it too
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if int(result.get("epoch", 0)) <= self.logged_through.get(trial.trial_id, 0):
@@ -177,7 +187,19 @@ class TrialLogger(OutcomeCounter):
 
     def _end(self, trial: Any, outcome: str, reason: str) -> None:
         self.outcome_counts[outcome] += 1
+        self.live.pop(trial.trial_id, None)
         self.start().put(self._end_write(trial, outcome, reason))
+
+    def interrupt(self) -> None:
+        """End the runs of the trials still training when the sweep stopped (Ctrl-C, `lstm-ray stop`, an error)
+        KILLED, tagged `lstm_ray.resumes`: `lstm-ray resume` continues each in the same run (`continue_runs`)."""
+        outbox = self.start()
+        for trial_id, trial in sorted(self.live.items()):
+            epoch = int((trial.last_result or {}).get("epoch", 0))
+            reason = f"the sweep stopped at epoch {epoch}; `lstm-ray resume` continues this run"
+            tags = [RunTag(TAG_RESUMES, "true"), RunTag(TAG_STOP_REASON, reason), RunTag(TAG_EPOCHS, str(epoch))]
+            outbox.put(Write("end", trial_id, tags=tags, status="KILLED"))
+        self.live.clear()
 
     def _end_write(self, trial: Any, outcome: str, reason: str) -> Write:
         epoch = int((trial.last_result or {}).get("epoch", 0))
@@ -218,6 +240,17 @@ def trial_metrics(result: dict[str, Any]) -> list[Metric]:
         for key, value in result.items()
         if key.startswith(("train_", "val_")) and isinstance(value, (int, float)) and not isinstance(value, bool)
     ]
+
+
+def _reopen(client: Any, run_id: str) -> bool:
+    """Whether a resumed trial's run is open: RUNNING (its driver died), or ended by `interrupt` and made RUNNING
+    again here (its `lstm_ray.resumes` tag removed); False for a run that ended for good."""
+    run = client.get_run(run_id)
+    if TAG_RESUMES not in run.data.tags:
+        return run.info.status == "RUNNING"
+    client.delete_tag(run_id, TAG_RESUMES)
+    client.update_run(run_id, status="RUNNING")
+    return True
 
 
 def failure_reason(trial: Any) -> str:

@@ -8,6 +8,7 @@
 
 Raw rows become model inputs through `lstm_ray.data.inference.model_inputs`, with the preprocessing state of
 training (arrangement, categories, gaps, scaler): nothing is fitted at prediction time.
+Rows are taken as a CSV gives them (times as text or datetimes, numbers whole or decimal; `csv_signature`).
 The model folder holds the network (`network.pt`: weights, architecture, lookback, preprocessing state) and a
 copy of the `lstm_ray` package, so it loads wherever MLflow, torch and pandas are installed. The trained torch
 module itself: `mlflow.pyfunc.load_model(uri).unwrap_python_model().network`.
@@ -25,6 +26,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 NETWORK_FILE = "network.pt"
 EXAMPLE_FILE = "input_example.parquet"
@@ -149,12 +151,26 @@ def log_serving_model(tracking_uri: str, run_id: str, folder: str, register_as: 
             python_model=RawRowModel(),
             artifacts={"network": str(Path(folder) / NETWORK_FILE)},
             code_paths=[str(code)],
-            signature=mlflow.models.infer_signature(example, output),
+            signature=csv_signature(example, output),
             input_example=example,
             registered_model_name=register_as,
             pip_requirements=_requirements(),
         )
     return info.model_uri
+
+
+def csv_signature(example: pd.DataFrame, output: pd.DataFrame) -> mlflow.models.ModelSignature:
+    """The model's signature, with every column a CSV may type two ways declared `Any`: times (text, as
+    `pd.read_csv` gives them, or datetimes) and decimal numbers (whole ones come as integers, which MLflow
+    refuses for a `double` column). The model's own checks read those columns and raise DataError naming a
+    bad one; MLflow still requires every column. Models logged with the inferred signature (datetime, double)
+    keep it: they take `pd.read_csv(path, parse_dates=[time column])` with decimal numbers."""
+    signature = mlflow.models.infer_signature(example, output)
+    loose = (DataType.datetime, DataType.double)
+    signature.inputs = Schema(
+        [ColSpec(AnyType(), c.name, c.required) if c.type in loose else c for c in signature.inputs.inputs]
+    )
+    return signature
 
 
 def _package_copy(folder: Path) -> Path:

@@ -1,6 +1,6 @@
 """The parent run of one sweep: its config as params, the leaderboard, report and checkpoints, the winner's model.
 
-    tracker = start_tracking(cfg, config_text)       # parent run (replays earlier spilled writes)
+    tracker = start_tracking(cfg, config_text, data)  # parent run (replays earlier spilled writes)
     Tuner(..., run_config=RunConfig(callbacks=[tracker.callback]))
     tracker.log_results(record, results, report)  # leaderboard, the report folder written, checkpoints
     tracker.log_model(best_model, raw_rows, preprocessing, lookback)
@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_LOGGED_ARTIFACTS
 
 from lstm_ray.config import ExperimentConfig, dotted_keys
+from lstm_ray.data.prepared import PreparedData
 from lstm_ray.errors import ConfigError, one_line
 from lstm_ray.search.fidelity import asha_rungs
 from lstm_ray.storage import as_uri
@@ -40,6 +41,11 @@ from lstm_ray.tracking.outbox import Write, log_in_batches, param_value, replay_
 from lstm_ray.tracking.runs import ROLE_SWEEP, TAG_CONFIG_NAME, TAG_PHASE, TAG_ROLE, TAG_TRIAL_ID, children, connect
 
 log = logging.getLogger(__name__)
+
+PACKAGE_FOLDER = Path(__file__).resolve().parents[1]  # lstm_ray/: its checkout's commit is the sweep's code version
+# Keys that mean nothing to a classify sweep: left out of its parent run's params.
+FORECAST_ONLY = ("data.lookback", "data.horizon", "data.stride", "data.lags", "data.differences", "data.window_norm",
+                 "data.target_transform", "data.season_length", "model.highway")  # fmt: skip
 
 
 @dataclass
@@ -52,13 +58,15 @@ class SweepTracker:
     cfg: ExperimentConfig | None = None
     model_uri: str = ""  # the winner's model URI once logged ("" while the server is unreachable)
     staging: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lstm-ray-tracking-")))
+    phase_loggers: list[TrialLogger] = field(default_factory=list)  # `trial_logger`'s, for later Tune runs
     _deadline: float | None = None
     _finished: bool = False
 
     @classmethod
-    def start(cls, cfg: ExperimentConfig, config_text: str) -> SweepTracker:
-        """Create the parent run (raises ConfigError naming tracking.uri when the server cannot be reached),
-        then send what earlier sweeps spilled into the same storage."""
+    def start(cls, cfg: ExperimentConfig, config_text: str, data: PreparedData) -> SweepTracker:
+        """Create the parent run, its params the config as `data` resolved it (raises ConfigError naming
+        tracking.uri when the server cannot be reached), then send what earlier sweeps spilled into the same
+        storage."""
         client = connect(cfg.tracking.uri)
         commit = git_commit()
         try:
@@ -74,7 +82,7 @@ class SweepTracker:
                 "(scripts/mlflow_server.py) or point tracking.uri elsewhere",
             ) from None
         run_id = parent.info.run_id
-        log_in_batches(client, run_id, params=sweep_params(cfg))  # the config has over 100 keys
+        log_in_batches(client, run_id, params=sweep_params(cfg, data))  # the config has over 100 keys
         client.log_text(run_id, config_text, "config.yaml")
         replay_spilled(as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
         search = cfg.search
@@ -132,6 +140,7 @@ class SweepTracker:
             phase=phase,
         )
         logger.outbox = first.start()
+        self.phase_loggers.append(logger)
         return logger
 
     def log_json(self, data: Any, artifact_file: str) -> None:
@@ -194,7 +203,8 @@ class SweepTracker:
         self.callback.start().put(Write("model", None, source=str(folder), register_as=register_as))
 
     def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:
-        """Send every queued write, log the sweep's results and close the parent run.
+        """Send every queued write, log the sweep's results and close the parent run. A sweep that did not
+        finish ends its trials still training KILLED, to be continued by `lstm-ray resume` (`TrialLogger.interrupt`).
 
         Returns False if the server stayed unreachable for `tracking.flush_timeout_s`: the unsent writes are
         then spilled to `<storage.path>/mlflow-outbox/<parent run id>` and sent by the next `replay_spilled`.
@@ -203,6 +213,9 @@ class SweepTracker:
             return True
         self._finished = True
         outbox = self.callback.start()
+        if status != "FINISHED":
+            for logger in (self.callback, *self.phase_loggers):
+                logger.interrupt()
         counts = {f"trials_{name}": float(n) for name, n in self.callback.outcome_counts.items()}
         counts["trials_total"] = float(sum(self.callback.outcome_counts.values()))
         now = int(time.time() * 1000)
@@ -252,12 +265,12 @@ class SweepTracker:
         return max(0.0, self._deadline - time.monotonic())
 
 
-def start_tracking(cfg: ExperimentConfig, config_text: str) -> SweepTracker | UntrackedSweep:
-    """The sweep's tracker: a `SweepTracker` (parent run created now), or with `tracking.enabled: false` an
-    `UntrackedSweep` that never touches MLflow."""
+def start_tracking(cfg: ExperimentConfig, config_text: str, data: PreparedData) -> SweepTracker | UntrackedSweep:
+    """The sweep's tracker: a `SweepTracker` (parent run created now, `data` the sweep's prepared data), or with
+    `tracking.enabled: false` an `UntrackedSweep` that never touches MLflow."""
     if not cfg.tracking.enabled:
         return UntrackedSweep(OutcomeCounter(cfg.train.max_epochs))
-    return SweepTracker.start(cfg, config_text)
+    return SweepTracker.start(cfg, config_text, data)
 
 
 @dataclass
@@ -299,18 +312,46 @@ def checkpoint_trials(board: Any, policy: str, top_k: int, metric: str) -> list[
     return {"best": scored[:1], "top_k": scored[:top_k]}.get(policy, scored)
 
 
-def git_commit(folder: str | None = None) -> str:
-    """The commit checked out in `folder` (default: the working directory), or "" outside a git checkout."""
+def git_commit(folder: str | Path = PACKAGE_FOLDER) -> str:
+    """The commit checked out where `folder` lies (default: the lstm_ray package, wherever the sweep is started
+    from), or "" outside a git checkout. The `mlflow.source.git.commit` tags and the manifest both read it."""
+    return _git(folder, "rev-parse", "HEAD")
+
+
+def git_state(folder: str | Path = PACKAGE_FOLDER) -> dict[str, Any]:
+    """`git_commit` and whether `folder` had uncommitted changes, for the manifest ({} outside git)."""
+    commit = git_commit(folder)
+    if not commit:
+        return {}
+    return {"git_commit": commit, "git_dirty": bool(_git(folder, "status", "--porcelain", "--", "."))}
+
+
+def _git(folder: str | Path, *args: str) -> str:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def sweep_params(cfg: ExperimentConfig) -> list[Param]:
-    """The whole resolved config as params: `section.key` (one level, so lists and the search space stay
-    readable values)."""
-    return [Param(k, param_value(v)) for k, v in sorted(dotted_keys(cfg.to_dict()).items())]
+def sweep_params(cfg: ExperimentConfig, data: PreparedData) -> list[Param]:
+    """The config as params, `section.key` (one level, so lists and the search space stay readable values), with
+    what `data` resolved in place of the defaults (`resolved_data_keys`) and only the keys of the task: a classify
+    sweep has no windows, lags or highway (FORECAST_ONLY)."""
+    flat = dotted_keys(cfg.to_dict()) | resolved_data_keys(cfg, data)
+    skipped = FORECAST_ONLY if cfg.data.task == "classify" else ()
+    return [Param(k, param_value(v)) for k, v in sorted(flat.items()) if k not in skipped]
+
+
+def resolved_data_keys(cfg: ExperimentConfig, data: PreparedData) -> dict[str, Any]:
+    """The `data.*` values the sweep ran with where the config left them to a default: a bundled set's target,
+    time and id columns, the input columns, the cv scheme (with cv) and the season length found in the data."""
+    rows = data.row_spec
+    resolved = {
+        "data.target": rows.targets[0] if len(rows.targets) == 1 else rows.targets,
+        "data.features": rows.numeric if cfg.data.features is None else cfg.data.features,
+        "data.time_column": rows.time_column,
+        "data.id_column": rows.id_column,
+    }
+    resolved |= {"data.cv_scheme": cfg.data.scheme} if cfg.data.validation == "cv" else {}
+    return resolved | ({"data.season_length": data.season_length} if data.task == "forecast" else {})

@@ -128,3 +128,21 @@ def test_shipped_files_stay_small_and_are_all_documented():
         total += len(sets.joinpath(ds.file).read_bytes())
         assert f"`{ds.file}`" in sources
     assert total < 2 * 1024 * 1024
+
+
+def test_describe_builtin_names_each_columns_role():
+    described = {row["name"]: row for row in describe_builtin()}
+    co2, vowels = described["co2"], described["japanese_vowels"]
+    assert (co2["target"], co2["time_column"], co2["id_column"], co2["features"]) == ("co2", "date", None, ["co2"])
+    assert (vowels["target"], vowels["id_column"], vowels["time_column"]) == ("label", "sequence_id", "step")
+    assert vowels["split_column"] == "split" and vowels["features"] == LPC
+    assert described["macro"]["features"][0] == "realgdp"  # the target's own history first
+
+
+def test_config_line_is_the_data_mapping_a_config_takes():
+    described = {row["name"]: row for row in describe_builtin()}
+    assert described["co2"]["config"] == "data: {source: builtin:co2, task: forecast, target: co2, time_column: date}"
+    assert described["japanese_vowels"]["config"] == (
+        "data: {source: builtin:japanese_vowels, task: classify, target: label, id_column: sequence_id, "
+        "time_column: step, split_column: split}"
+    )

@@ -85,9 +85,12 @@ def test_ctrl_c_saves_the_sweep_and_resume_finishes_it(tmp_path, sweep_file):
     finally:
         finish(first)
     assert first.returncode == 130 and "lstm-ray resume" in out, out[-3000:]
+    assert out.startswith("Sweep tiny: starting Ray and MLflow ...\n"), out[:3000]  # at once, before Ray's lines
+    assert "Resume experiment with" not in out and "Token authentication is enabled" not in out, out[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     parents, _ = sweep_runs(client)
     assert parents[0].info.status == "KILLED"
+    assert_no_run_left_running(client)
     (folder,) = (tmp_path / "results").iterdir()
     out = finish(cli("resume", str(folder), cwd=tmp_path))
     assert_resumed_into_the_same_runs(client, out)
@@ -115,6 +118,9 @@ def test_a_checkpoint_deleted_after_the_last_snapshot_does_not_fail_its_trial(tm
     (folder,) = (tmp_path / "results").iterdir()
     unfinished = [t for t in ExperimentAnalysis(str(folder)).trials if t.status != "TERMINATED" and t.checkpoint]
     assert unfinished, "no trial was interrupted after its first checkpoint"
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    stopped = assert_no_run_left_running(client)
+    assert unfinished[0].trial_id in stopped  # KILLED while it trained, to be continued
     lost = Path(unfinished[0].checkpoint.path)
     for unseen in (p for p in lost.parent.glob("checkpoint_*") if p.name > lost.name):
         shutil.rmtree(unseen)  # saved by the trial after Tune's last snapshot, its result never seen by the driver
@@ -123,12 +129,22 @@ def test_a_checkpoint_deleted_after_the_last_snapshot_does_not_fail_its_trial(tm
     out = finish(cli("resume", str(folder), cwd=tmp_path))
     assert f"{unfinished[0].trial_id}: Tune's last snapshot names {lost.name}, deleted" in out, out[-3000:]
     assert "0 failed)" in out, out[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     assert_resumed_into_the_same_runs(client, out)
     truth = reported(sweep_folder(out))
     history = logged(client, parent_run_id(out), truth)
     epochs = {trial: [e for e, _ in metrics["train_loss"]] for trial, metrics in history.items()}
     assert epochs_once_each(history), (unfinished[0].trial_id, epochs)
+
+
+def assert_no_run_left_running(client: MlflowClient) -> set[str]:
+    """After a Ctrl-C: no trial's run is left RUNNING; those that were training are KILLED and tagged to continue
+    on `lstm-ray resume`. Returns their trial ids."""
+    _, children = sweep_runs(client)
+    assert not [r for r in children if r.info.status == "RUNNING"]
+    killed = [r for r in children if r.info.status == "KILLED"]
+    assert all(r.data.tags.get("lstm_ray.resumes") == "true" for r in killed)
+    assert all("lstm-ray resume" in r.data.tags["lstm_ray.stop_reason"] for r in killed)
+    return {r.data.tags["lstm_ray.trial_id"] for r in killed}
 
 
 def wait_for_a_trial_result(results, proc: subprocess.Popen) -> None:

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from mlflow_server_process import free_port
 
 from lstm_ray.config import parse_config
+from lstm_ray.data.dataset import prepare_sweep_data
 from lstm_ray.tracking.callbacks import flatten
 from lstm_ray.tracking.outbox import SPILL_FILE, Outbox, Write, replay_spilled, spill_folder
 from lstm_ray.tracking.runs import CLIENT_DEFAULTS, connect
@@ -159,8 +160,9 @@ def test_client_retries_are_short_unless_the_user_set_them(monkeypatch):
 
 def test_params_are_flattened_and_long_values_cut_to_mlflows_limit(tiny_raw):
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    data = prepare_sweep_data(parse_config(tiny_raw))
     tiny_raw["data"]["features"] = [f"column_{i:05d}" for i in range(1000)]
-    params = {p.key: p.value for p in sweep_params(parse_config(tiny_raw))}
+    params = {p.key: p.value for p in sweep_params(parse_config(tiny_raw), data)}
     assert len(params["data.features"]) == 6000 and params["data.features"].endswith("...")
     assert params["model.hidden_size"] == "8"
 

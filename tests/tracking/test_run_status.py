@@ -1,0 +1,99 @@
+"""How a trial's run reads in the MLflow UI: a trial that ended as planned is FINISHED (its outcome tag says how),
+and a stopped sweep's trials are KILLED until a resume continues them in the same runs. The callbacks are driven
+with Tune's own Trial objects against a real SQLite store; tests/sweep/test_resume.py stops a real sweep."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from ray.tune.experiment import Trial
+
+from lstm_ray.tracking.callbacks import TrialLogger
+from lstm_ray.tracking.runs import connect
+from lstm_ray.tracking.sweep import SweepTracker
+
+MAX_EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite store for the module: creating its tables takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+
+
+@pytest.fixture
+def logger(store, request):
+    client = connect(store)
+    experiment_id = client.create_experiment(request.node.name)
+    parent = client.create_run(experiment_id).info.run_id
+    return TrialLogger(store, experiment_id, parent, MAX_EPOCHS, rungs=(1, 2))
+
+
+def trial(trial_id: str) -> Trial:
+    return Trial("train_trial", config={"train": {"lr": 0.01}}, trial_id=trial_id, stub=True)
+
+
+def train(logger: TrialLogger, t: Trial, epochs: range) -> None:
+    """Report `epochs` of `t` as Tune would: the trial's last result first, then the callback."""
+    for epoch in epochs:
+        result = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_rmse": 2.0 / epoch}
+        t.update_last_result(result)
+        logger.on_trial_result(epoch, [t], t, result)
+
+
+def run_of(logger: TrialLogger, trial_id: str):
+    outbox = logger.start()
+    assert outbox.flush(60)
+    return outbox.client.get_run(outbox.run_ids[trial_id])
+
+
+def test_a_trial_the_scheduler_stopped_ends_finished_and_tagged_stopped_early(logger):
+    stopped = trial("stopped")
+    logger.on_trial_start(0, [stopped], stopped)
+    train(logger, stopped, range(1, 3))
+    logger.on_trial_complete(2, [stopped], stopped)
+    run = run_of(logger, "stopped")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["lstm_ray.outcome"] == "stopped_early" and run.data.tags["lstm_ray.rung_reached"] == "2"
+    assert run.data.tags["lstm_ray.stop_reason"] == "stopped by the scheduler at epoch 2"
+    assert "lstm_ray.resumes" not in run.data.tags
+
+
+def test_a_stopped_sweep_ends_its_training_trials_killed_and_a_resume_continues_them(logger):
+    done, running = trial("done"), trial("running")
+    for t in (done, running):
+        logger.on_trial_start(0, [done, running], t)
+    train(logger, done, range(1, MAX_EPOCHS + 1))
+    logger.on_trial_complete(4, [done, running], done)
+    train(logger, running, range(1, 3))
+    saved = pickle.dumps(logger)  # Tune's snapshot of its callbacks, as `Tuner.restore` brings them back
+    SweepTracker(logger.start().client, logger.parent_run_id, logger).finish({}, {}, status="KILLED")  # Ctrl-C
+
+    client = connect(logger.tracking_uri)
+    runs = {r.data.tags["lstm_ray.trial_id"]: r for r in children(client, logger)}
+    assert runs["done"].info.status == "FINISHED" and "lstm_ray.resumes" not in runs["done"].data.tags
+    killed = runs["running"]
+    assert killed.info.status == "KILLED" and killed.data.tags["lstm_ray.resumes"] == "true"
+    reason = "the sweep stopped at epoch 2; `lstm-ray resume` continues this run"
+    assert killed.data.tags["lstm_ray.stop_reason"] == reason and killed.data.tags["lstm_ray.epochs"] == "2"
+    assert client.get_run(logger.parent_run_id).info.status == "KILLED"
+
+    restored = pickle.loads(saved)
+    done.set_status(Trial.TERMINATED)
+    restored.continue_runs([done, running], {"running": [{"epoch": 1.0}, {"epoch": 2.0}]})
+    reopened = client.get_run(killed.info.run_id)
+    assert reopened.info.status == "RUNNING" and "lstm_ray.resumes" not in reopened.data.tags
+    restored.on_trial_start(2, [done, running], running)
+    train(restored, running, range(1, MAX_EPOCHS + 1))  # epochs 1-2 trained again from an older checkpoint
+    restored.on_trial_complete(4, [done, running], running)
+    finished = run_of(restored, "running")
+    assert finished.info.run_id == killed.info.run_id and finished.info.status == "FINISHED"
+    assert finished.data.tags["lstm_ray.outcome"] == "completed" and "lstm_ray.resumes" not in finished.data.tags
+    steps = [m.step for m in client.get_metric_history(finished.info.run_id, "train_loss")]
+    assert sorted(steps) == [1, 2, 3, 4]
+    assert len(children(client, logger)) == 2
+
+
+def children(client, logger: TrialLogger) -> list:
+    return client.search_runs([logger.experiment_id], f"tags.`mlflow.parentRunId` = '{logger.parent_run_id}'")
