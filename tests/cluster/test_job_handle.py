@@ -14,7 +14,7 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
-from test_submit import mlflow_runs, start, stop, tiny_sweep, wait_for
+from cluster_runs import mlflow_runs, running_cluster, tiny_sweep, wait_for
 
 import lstm_ray
 from lstm_ray.cluster.job_handle import SweepJob, param_value, submit_sweep
@@ -42,12 +42,9 @@ def test_a_config_mapping_is_validated_for_a_cluster_before_anything_is_sent(tin
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """Head (no CPUs, no GPUs) + 1 worker with 2 CPUs and 1 fake GPU: two 0.5-GPU trials at once."""
-    handle = start(tmp_path_factory.mktemp("handle-cluster"), workers=1, gpus_per_worker=1, cpus_per_worker=2)
-    try:
+    """One worker with 1 fake GPU: two 0.5-GPU trials at once."""
+    with running_cluster(tmp_path_factory.mktemp("handle-cluster"), workers=1) as handle:
         yield handle
-    finally:
-        stop(handle)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from cluster_runs import gone, wait_for
 from conftest import load_local_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -36,23 +36,6 @@ def run_driver(handle, code: str, cwd: Path, timeout: float = 120.0) -> dict:
     )
     assert result.returncode == 0, f"driver failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
-def pid_is_gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def listening_addresses(pids: list[int]) -> dict[str, int]:
@@ -207,7 +190,7 @@ def test_kill_worker_then_stop_leaves_no_process(tmp_path):
         assert local_cluster.load_cluster(handle.state_dir).workers[0].stopped
     finally:
         local_cluster.stop_cluster(handle, remove_temp_root=True)
-    assert all(pid_is_gone(pid) for pid in handle.pids())
+    assert all(gone(pid) for pid in handle.pids())
     assert handle.session_pids() == {"head": [], "worker-1": [], "worker-2": []}
 
 
@@ -235,7 +218,7 @@ def test_autoscaler_adds_gpu_nodes_for_pending_trials_and_removes_them_when_idle
         assert wait_for(lambda: _raylets(handle) == 1, timeout=20)
     finally:
         local_cluster.stop_cluster(handle, remove_temp_root=True)
-    assert all(pid_is_gone(pid) for pid in handle.pids()) and handle.session_pids() == {"head": []}
+    assert all(gone(pid) for pid in handle.pids()) and handle.session_pids() == {"head": []}
 
 
 def _raylets(handle) -> int:

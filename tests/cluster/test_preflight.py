@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from test_submit import _get, local_cluster, lstm_ray, start, stop, tiny_sweep, wait_for
+from cluster_runs import dashboard_get, local_cluster, lstm_ray, start, stop, tiny_sweep, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -52,7 +52,7 @@ def test_a_good_config_passes_with_probes_on_a_node_the_autoscaler_adds(scaling_
     assert all(line.startswith("OK ") for line in found.values()), done.stdout
     assert "fits no live node; the autoscaler can add gpu_worker (up to 2)" in found["resources"]
     assert f"{tmp_path / 'results'} is writable and shared by the driver and 1 node(s)" in found["storage"]
-    nodes = _get(scaling_cluster, "/api/v0/nodes?detail=1")["data"]["result"]["result"]
+    nodes = dashboard_get(scaling_cluster, "/api/v0/nodes?detail=1")["data"]["result"]["result"]
     assert any(not n["is_head_node"] for n in nodes)  # the storage probe ran on an autoscaled worker
     assert not list((tmp_path / "results").rglob("node-*"))  # the probe's files are gone
 

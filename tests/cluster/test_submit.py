@@ -9,107 +9,33 @@ stopped by its fixture, and every job driver (which Ray starts in a session of i
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-import yaml
-from conftest import load_local_cluster
+from cluster_runs import (
+    dashboard_get,
+    gone,
+    local_cluster,
+    lstm_ray,
+    mlflow_runs,
+    running_cluster,
+    start,
+    stop,
+    tiny_sweep,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-
-VENV_BIN = str(Path(sys.executable).parent)  # the nodes' `python` must be the one with lstm-ray's dependencies
-
-
-local_cluster = load_local_cluster()
-
-
-def start(state_dir: Path, **options):
-    """A local cluster whose nodes find the venv's python first on PATH, as a real cluster's activated env."""
-    return local_cluster.start_cluster(state_dir, extra_env={"PATH": f"{VENV_BIN}:{os.environ['PATH']}"}, **options)
-
-
-def stop(handle) -> None:
-    """Stop every node, then make sure no job driver (Ray runs each in a session of its own) outlives them."""
-    drivers = [int(j["driver_info"]["pid"]) for j in _get(handle, "/api/jobs/") if j.get("driver_info")]
-    local_cluster.stop_cluster(handle, remove_temp_root=True)
-    # Ray's per-job watcher kills a driver within a second of its supervisor's death.
-    assert wait_for(lambda: all(_gone(pid) for pid in drivers), timeout=20), f"job drivers still alive: {drivers}"
-
-
-def lstm_ray(handle, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lstm_ray.cli", *args],
-        env=env or handle.client_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def tiny_sweep(folder: Path, **changes) -> Path:
-    """A 4-trial sweep of tiny models on half a GPU each, MLflow in a SQLite file, results in `folder`."""
-    raw = {
-        "name": "tiny-cluster",
-        "data": {"source": "builtin:co2", "target": "co2", "time_column": "date", "lookback": 8, "horizon": 2},
-        "model": {"cell": "lstm", "hidden_size": 8, "num_layers": 1},
-        "train": {"max_epochs": 2, "batch_size": 128, "lr": 0.01},
-        "search": {
-            "algorithm": "random",
-            "scheduler": "fifo",
-            "num_samples": 4,
-            "space": {"model.hidden_size": {"choice": [4, 8]}},
-        },
-        "resources": {"cpu": 1, "gpu": 0.5},
-        "tracking": {"uri": f"sqlite:///{folder}/mlflow.db"},
-        "storage": {"path": str(folder / "results")},
-    }
-    for section, values in changes.items():
-        raw[section] = raw[section] | values
-    path = folder / "tiny-cluster.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def job_id_of(stdout: str) -> str:
     return re.search(r"Submitted job (\S+) to ", stdout).group(1)
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def _get(handle, path: str):
-    request = urllib.request.Request(
-        f"{handle.dashboard_url}{path}",
-        headers={"Authorization": f"Bearer {Path(handle.auth_token_path).read_text().strip()}"},
-    )
-    with urllib.request.urlopen(request, timeout=20) as response:
-        return json.load(response)
-
-
 def _state(handle, kind: str, job: str) -> list[dict]:
     """Ray's state API: the `kind` (actors, tasks) of one Ray job, dead ones included."""
     query = f"detail=1&limit=10000&filter_keys=job_id&filter_predicates=%3D&filter_values={job}"
-    return _get(handle, f"/api/v0/{kind}?{query}")["data"]["result"]["result"]
+    return dashboard_get(handle, f"/api/v0/{kind}?{query}")["data"]["result"]["result"]
 
 
 def trial_placement(handle, job: str) -> dict[int, dict]:
@@ -132,22 +58,10 @@ def trial_placement(handle, job: str) -> dict[int, dict]:
     }
 
 
-def mlflow_runs(folder: Path, experiment: str = "tiny-cluster"):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
-    found = client.get_experiment_by_name(experiment)
-    return client.search_runs([found.experiment_id]) if found else []
-
-
 @pytest.fixture(scope="module")
 def gpu_cluster(tmp_path_factory):
-    """Head (no CPUs, no GPUs) + 2 workers with 2 CPUs and 1 fake GPU each."""
-    handle = start(tmp_path_factory.mktemp("submit-cluster"), workers=2, gpus_per_worker=1, cpus_per_worker=2)
-    try:
+    with running_cluster(tmp_path_factory.mktemp("submit-cluster"), workers=2) as handle:
         yield handle
-    finally:
-        stop(handle)
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +83,13 @@ def test_submit_prints_the_job_and_where_to_follow_it(finished_sweep, gpu_cluste
 
 def test_trials_ran_on_worker_nodes_two_at_once_on_one_gpu(finished_sweep, gpu_cluster):
     folder, job, _ = finished_sweep
-    ray_job = next(j["job_id"] for j in _get(gpu_cluster, "/api/jobs/") if j["submission_id"] == job)
+    ray_job = next(j["job_id"] for j in dashboard_get(gpu_cluster, "/api/jobs/") if j["submission_id"] == job)
     placement = trial_placement(gpu_cluster, ray_job)
     # The sweep's own results name the processes its trials ran in: they are the actors found in Ray's state.
     files = (folder / "results").glob("*/*/result.json")
     pids = {json.loads(row)["pid"] for f in files for row in f.read_text().splitlines()}
     assert pids == set(placement) and len(placement) == 4
-    nodes = {n["node_id"]: n for n in _get(gpu_cluster, "/api/v0/nodes?detail=1")["data"]["result"]["result"]}
+    nodes = {n["node_id"]: n for n in dashboard_get(gpu_cluster, "/api/v0/nodes?detail=1")["data"]["result"]["result"]}
     assert not any(nodes[p["node"]]["is_head_node"] for p in placement.values())
     assert all(p["gpu"] == 0.5 for p in placement.values())
     # Each worker has one GPU: two 0.5-GPU trials on one node whose train calls overlap shared it at once.
@@ -215,15 +129,15 @@ def test_stop_interrupts_a_running_sweep_which_mlflow_records_as_killed(gpu_clus
     assert submitted.returncode == 0, submitted.stderr
     job = job_id_of(submitted.stdout)
     running = re.compile(r"trials done: .* \| [1-9]\d* running")  # the driver's progress line
-    assert wait_for(lambda: running.search(_get(gpu_cluster, f"/api/jobs/{job}/logs")["logs"]), timeout=120)
+    assert wait_for(lambda: running.search(dashboard_get(gpu_cluster, f"/api/jobs/{job}/logs")["logs"]), timeout=120)
     stopped = lstm_ray(gpu_cluster, "stop", job, "--address", gpu_cluster.dashboard_url)
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stdout.startswith(f"{job}: STOPPED")
     # The driver got SIGINT, like Ctrl-C: Tune saved the sweep and the parent run ended KILLED, resumable.
     parent = next(r for r in mlflow_runs(tmp_path) if r.data.tags.get("lstm_ray.role") == "sweep")
     assert parent.info.status == "KILLED"
-    job_info = next(j for j in _get(gpu_cluster, "/api/jobs/") if j["submission_id"] == job)
-    assert wait_for(lambda: _gone(int(job_info["driver_info"]["pid"])), timeout=20)
+    job_info = next(j for j in dashboard_get(gpu_cluster, "/api/jobs/") if j["submission_id"] == job)
+    assert wait_for(lambda: gone(int(job_info["driver_info"]["pid"])), timeout=20)
 
 
 def test_submit_without_the_token_says_to_set_ray_auth_mode(gpu_cluster, tmp_path):
@@ -241,19 +155,19 @@ def test_submit_with_a_wrong_token_says_which_variable_to_fix(gpu_cluster, tmp_p
     wrong = tmp_path / "wrong_token"
     wrong.write_text("0" * 64)
     env = gpu_cluster.client_env() | {"RAY_AUTH_TOKEN_PATH": str(wrong)}
-    before = len(_get(gpu_cluster, "/api/jobs/"))
+    before = len(dashboard_get(gpu_cluster, "/api/jobs/"))
     done = lstm_ray(gpu_cluster, "submit", str(tiny_sweep(tmp_path)), "--address", gpu_cluster.dashboard_url, env=env)
     assert done.returncode == 2
     assert "rejected the token from RAY_AUTH_TOKEN_PATH" in done.stderr.strip().splitlines()[-1]
-    assert len(_get(gpu_cluster, "/api/jobs/")) == before  # nothing was submitted
+    assert len(dashboard_get(gpu_cluster, "/api/jobs/")) == before  # nothing was submitted
 
 
 def test_a_bad_config_submits_nothing(gpu_cluster, tmp_path):
-    before = len(_get(gpu_cluster, "/api/jobs/"))
+    before = len(dashboard_get(gpu_cluster, "/api/jobs/"))
     sweep = str(tiny_sweep(tmp_path))
     done = lstm_ray(gpu_cluster, "submit", sweep, "--set", "model.dropout=1.5", "--address", gpu_cluster.dashboard_url)
     assert done.returncode == 2 and done.stderr.startswith("error: model.dropout: must be in [0, 1)")
-    assert len(_get(gpu_cluster, "/api/jobs/")) == before
+    assert len(dashboard_get(gpu_cluster, "/api/jobs/")) == before
 
 
 def test_pending_gpu_trials_make_the_autoscaler_add_gpu_nodes_removed_when_idle(tmp_path):
@@ -265,9 +179,11 @@ def test_pending_gpu_trials_make_the_autoscaler_add_gpu_nodes_removed_when_idle(
         done = lstm_ray(handle, "submit", str(tiny_sweep(tmp_path)), "--address", handle.dashboard_url, "--follow")
         assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
         assert "4/4 trials done: 4 completed" in done.stdout
-        ray_job = next(j["job_id"] for j in _get(handle, "/api/jobs/") if j["submission_id"] == job_id_of(done.stdout))
+        ray_job = next(
+            j["job_id"] for j in dashboard_get(handle, "/api/jobs/") if j["submission_id"] == job_id_of(done.stdout)
+        )
         placement = trial_placement(handle, ray_job)
-        nodes = {n["node_id"]: n for n in _get(handle, "/api/v0/nodes?detail=1")["data"]["result"]["result"]}
+        nodes = {n["node_id"]: n for n in dashboard_get(handle, "/api/v0/nodes?detail=1")["data"]["result"]["result"]}
         added = {node for node, n in nodes.items() if not n["is_head_node"]}
         assert added and all(nodes[node]["resources_total"].get("GPU") == 1 for node in added)  # gpu_worker nodes
         assert placement and {p["node"] for p in placement.values()} <= added
