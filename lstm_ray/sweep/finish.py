@@ -22,7 +22,7 @@ from ray import tune
 from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData
-from lstm_ray.data.windows import window_setting
+from lstm_ray.data.windows import WindowSetting, window_setting
 from lstm_ray.reports.page import write_report
 from lstm_ray.reports.record import SweepRecord
 from lstm_ray.sweep.comparison import BaselineComparison, compare_to_baselines, forecast_frame
@@ -87,18 +87,12 @@ def finish_sweep(
         state |= refit_on_holdout(best_cfg, prepared, int(state["epoch"]))
     best_value = float(state["metrics"][metric])
     model, setting = model_from_state(state), window_setting(best_cfg)
-    test_windows = prepared.windows(setting)["test"]
-    scores = evaluate(model, test_windows, prepared.inverse_targets, _cpu(), naive_mae=prepared.naive_mae)
-    test = {f"test_{k}": v for k, v in scores.items()}
-    val_scores = evaluate(
-        model, prepared.windows(setting)["val"], prepared.inverse_targets, _cpu(), naive_mae=prepared.naive_mae
-    )
-    comparison = compare_to_baselines(cfg, prepared, setting, {"val": val_scores, "test": scores})
+    scores = _scores(model, prepared, setting)
+    test = {f"test_{k}": v for k, v in scores["test"].items()}
+    comparison = compare_to_baselines(cfg, prepared, setting, scores)
     record = SweepRecord.from_results(cfg, results, data, comparison.scores, best_baseline=comparison.best("val"))
     if prepared.task == "forecast":
-        predicted = prepared.inverse_targets(predict(model, test_windows, _cpu()))
-        record.forecast = forecast_frame(prepared, setting, predicted, record.best_baseline)
-        tracker.log_text(record.forecast.to_csv(index=False), FORECAST_ARTIFACT)
+        _log_forecasts(tracker, record, model, prepared, setting)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the report draws while the winner is logged
         logged = pool.submit(log_results, tracker, record, results)
         lookback = best_cfg.data.lookback
@@ -131,6 +125,24 @@ def finish_sweep(
         tie_note="" if reevaluation else winner.note,
         leaderboard=record.leaderboard(),
     )
+
+
+def _scores(model: Any, data: PreparedData, setting: WindowSetting) -> dict[str, dict[str, float]]:
+    """The winner's metrics on the validation and test windows of its own setting: {"val": ..., "test": ...}."""
+    return {
+        split: evaluate(model, data.windows(setting)[split], data.inverse_targets, _cpu(), naive_mae=data.naive_mae)
+        for split in ("val", "test")
+    }
+
+
+def _log_forecasts(
+    tracker: SweepTracker | UntrackedSweep, record: SweepRecord, model: Any, data: PreparedData, setting: WindowSetting
+) -> None:
+    """The winner's and the best baseline's test forecasts beside the actual values: into the report's record and
+    onto the parent run as FORECAST_ARTIFACT."""
+    predicted = data.inverse_targets(predict(model, data.windows(setting)["test"], _cpu()))
+    record.forecast = forecast_frame(data, setting, predicted, record.best_baseline)
+    tracker.log_text(record.forecast.to_csv(index=False), FORECAST_ARTIFACT)
 
 
 def log_results(tracker: SweepTracker | UntrackedSweep, record: SweepRecord, results: tune.ResultGrid) -> None:
