@@ -18,7 +18,7 @@ def resumable_sweep(path, tracking_uri: str, storage: str, keep_checkpoints: int
     A test that watches Tune's results in `storage` passes keep_checkpoints=1: every checkpoint then forces a
     snapshot of the experiment there, instead of one about every 10 s."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
-    raw["train"] |= {"max_epochs": 4, "batch_size": 16}
+    raw["train"] |= {"max_epochs": 4, "batch_size": 8}  # slow enough that a Ctrl-C lands while trials run
     raw["search"] = {
         "algorithm": "hyperopt",
         "scheduler": "asha",
