@@ -8,7 +8,18 @@ Importing the package is light (the config layer only): Ray, torch and MLflow lo
 model loads, so `lstm-ray validate` stays quick.
 """
 
-from lstm_ray.api import Job, SweepResult, load_config, load_model, resume, submit, tune
+from lstm_ray.api import Job, SweepFailed, SweepResult, load_config, load_model, resume, submit, tune
 from lstm_ray.errors import ConfigError, DataError
 
-__all__ = ["ConfigError", "DataError", "Job", "SweepResult", "load_config", "load_model", "resume", "submit", "tune"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "Job",
+    "SweepFailed",
+    "SweepResult",
+    "load_config",
+    "load_model",
+    "resume",
+    "submit",
+    "tune",
+]

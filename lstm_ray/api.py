@@ -31,13 +31,14 @@ from lstm_ray.cluster.job_handle import SweepJob  # Ray-free until a method is c
 from lstm_ray.config import ExperimentConfig, apply_override, parse_config
 from lstm_ray.config import load_config as _load_file
 from lstm_ray.errors import ConfigError
+from lstm_ray.outcomes import SweepFailed
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from lstm_ray.sweep.finish import SweepSummary
 
-__all__ = ["Job", "SweepResult", "load_config", "load_model", "resume", "submit", "tune"]
+__all__ = ["Job", "SweepFailed", "SweepResult", "load_config", "load_model", "resume", "submit", "tune"]
 
 BAR_WIDTH = 20  # characters of the notebook's trials-done bar
 
@@ -85,17 +86,38 @@ def tune(
     `config` is an ExperimentConfig, a dict or a YAML path (`overrides` apply to the last two). With no `address`
     (or RAY_ADDRESS) Ray starts in this process. `progress`: one updating line in Jupyter, the CLI's progress
     lines elsewhere; False prints nothing. Config and data errors raise before Ray is imported. Ctrl-C (a kernel
-    interrupt) raises KeyboardInterrupt after the sweep's state is saved: `resume` continues it.
+    interrupt) raises KeyboardInterrupt after the sweep's state is saved: `resume` continues it. A sweep no trial
+    of which reported its metric raises SweepFailed: `.reasons` maps each reason to the trials it hit.
     """
-    from lstm_ray.data.dataset import prepare_sweep_data
-
     cfg, text = _config_and_text(config, overrides)
-    data = prepare_sweep_data(cfg)  # bad data surfaces here, before Ray is imported
+    data = checked_data(cfg)  # bad data surfaces here, before Ray is imported
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        from lstm_ray.sweep.capacity import check_this_machine
+
+        check_this_machine(cfg)  # a trial too large for this machine, a precision its CPU cannot run
     from lstm_ray.sweep.tuning import run_sweep
 
     with progress_stream(progress) as stream:
         summary = run_sweep(cfg, config_text=text, data=data, address=address, verbose=verbose, progress=stream)
     return sweep_result(summary, cfg.tracking.uri)
+
+
+def checked_data(cfg: ExperimentConfig) -> Any:
+    """The sweep's prepared data, once every input a trial would fail on is checked (ConfigError, before Ray):
+    the metric can be computed on the data, the embedding has its vectors and a token column, model.init_from
+    loads."""
+    from lstm_ray.data.dataset import prepare_sweep_data
+    from lstm_ray.train.embeddings import check_embedding
+    from lstm_ray.train.metrics import check_metric
+
+    data = prepare_sweep_data(cfg)
+    check_metric(cfg.search.metric, data)
+    check_embedding(cfg.model, data)
+    if cfg.model.init_from:  # torch loads only when there is something to open
+        from lstm_ray.train.transfer import check_init_from
+
+        check_init_from(cfg)
+    return data
 
 
 def resume(
@@ -107,13 +129,15 @@ def resume(
     address: str | None = None,
     progress: bool = True,
     verbose: bool = False,
+    trust_unsigned: bool = False,
 ) -> SweepResult:
     """Continue an interrupted sweep to its end; what `lstm-ray resume` does.
 
     `name_or_folder` is the sweep's folder or its name (the latest `<name>-<time>` folder in `storage`). Failed
     trials stay failed unless `resume_errored` (from their last checkpoint) or `restart_errored` (from scratch).
     Like the CLI, it changes the working directory to the one the sweep started in, so that the config's relative
-    paths mean what they meant. A wrong name raises ConfigError before Ray is imported.
+    paths mean what they meant. A wrong name raises ConfigError before Ray is imported, and so does a folder whose
+    state files are not the ones its sweep signed (docs/security.md), unless `trust_unsigned`.
     """
     from lstm_ray.storage import find_sweep, load_resume_info
 
@@ -124,7 +148,12 @@ def resume(
     # Tune restores the sweep's progress line from its saved state, writing to whatever stdout is then.
     with progress_stream(progress) as stream, contextlib.redirect_stdout(stream or sys.stdout):
         summary = resume_sweep(
-            folder, restart_errored=restart_errored, resume_errored=resume_errored, address=address, verbose=verbose
+            folder,
+            restart_errored=restart_errored,
+            resume_errored=resume_errored,
+            address=address,
+            verbose=verbose,
+            trust_unsigned=trust_unsigned,
         )
     return sweep_result(summary, cfg.tracking.uri)
 

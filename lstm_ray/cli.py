@@ -16,9 +16,12 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from lstm_ray.errors import ConfigError
+from lstm_ray.errors import ERROR_LINE_LIMIT, ConfigError, one_line
+from lstm_ray.outcomes import SweepFailed, reason_lines
+from lstm_ray.redaction import redact, split_credentials
 
 EXIT_BAD_INPUT = 2
+EXIT_SWEEP_FAILED = 1  # the sweep ran but no trial reported its metric
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(redact(str(err)), ERROR_LINE_LIMIT)}", file=sys.stderr)  # passwords redacted first
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as err:
         print(str(err) or "interrupted", file=sys.stderr)  # a sweep's says how to resume it
         return 130
+    except SweepFailed as err:
+        print_failed_sweep(err)
+        return EXIT_SWEEP_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     errored.add_argument("--resume-errored", action="store_true", help="continue failed trials from a checkpoint")
     errored.add_argument("--restart-errored", action="store_true", help="train failed trials again from scratch")
     resume.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster, as for tune")
+    resume.add_argument(
+        "--trust-unsigned",
+        action="store_true",
+        help="resume a folder whose signatures are missing or do not match (docs/security.md): only when you trust "
+        "everyone who can write it",
+    )
     resume.add_argument("--verbose", action="store_true", help="show Ray's trial table and worker logs")
     resume.set_defaults(run=run_resume)
 
@@ -122,19 +134,18 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_checked(args: argparse.Namespace):
     """The config with overrides applied, and its data prepared once to prove it is usable."""
+    from lstm_ray.api import checked_data
     from lstm_ray.config import load_config
-    from lstm_ray.data.dataset import prepare_sweep_data
 
     cfg = load_config(args.config, args.overrides)
-    data = prepare_sweep_data(cfg)
-    return cfg, data
+    return cfg, checked_data(cfg)
 
 
 def run_validate(args: argparse.Namespace) -> int:
     cfg, data = load_checked(args)
     summary, *details = data.report()
     print(
-        f"OK: {cfg.name}: {cfg.data.source}, {summary}, "
+        f"OK: {cfg.name}: {redact(cfg.data.source)}, {summary}, "
         f"{len(cfg.search.space)} searched parameters, {cfg.search.num_samples} trials"
     )
     for line in [*details, *filled_gaps(cfg.data.missing, data)]:
@@ -246,18 +257,39 @@ def run_resume(args: argparse.Namespace) -> int:
         resume_errored=args.resume_errored,
         address=args.address,
         verbose=args.verbose,
+        trust_unsigned=args.trust_unsigned,
     )
     print_summary(result.summary, result.tracking_uri)
     return 0
 
 
-def print_summary(summary, tracking_uri: str) -> None:
+def print_counts(summary) -> None:
     counts = summary.counts
     minutes, seconds = divmod(int(summary.elapsed_s), 60)
     print(
         f"\nSweep {summary.name}: {sum(counts.values())} trials in {minutes}m{seconds:02d}s "
         f"({counts['completed']} completed, {counts['stopped_early']} stopped early, {counts['failed']} failed)"
     )
+
+
+def print_failed_sweep(failed: SweepFailed) -> None:
+    """The closing lines of a sweep no trial of which reported its metric: counts, each reason with the trials it
+    hit, where MLflow and Tune keep the rest; then one `error:` line on stderr."""
+    summary = failed.summary
+    print_counts(summary)
+    print(f"No trial reported {summary.metric}, so there is no winner. Why the trials ended:")
+    for line in reason_lines(failed.reasons):
+        print(f"  {line}")
+    if summary.parent_run_id:
+        print(f"MLflow: parent run {summary.parent_run_id} closed FAILED (the reasons are in its failures.txt)")
+    print(f"Results and checkpoints: {summary.storage_path}")
+    if summary.parent_run_id:
+        print(f"Review the sweep: {review_command(failed.tracking_uri)}")
+    print(f"error: sweep {summary.name} failed: no trial reported {summary.metric} (reasons above)", file=sys.stderr)
+
+
+def print_summary(summary, tracking_uri: str) -> None:
+    print_counts(summary)
     for trial_id, reason in summary.failures.items():
         print(f"  failed {trial_id}: {reason}")
     print(f"Best trial: {summary.metric} = {summary.best_value:.5g}")
@@ -285,10 +317,11 @@ def print_summary(summary, tracking_uri: str) -> None:
 
 def review_command(tracking_uri: str) -> str:
     """How to open the sweep in MLflow from where the user is: the server's address, or `mlflow ui` by the path
-    of the `mlflow` installed beside this lstm-ray (a venv's bin is rarely on PATH), and `make ui` in a checkout."""
+    of the `mlflow` installed beside this lstm-ray (a venv's bin is rarely on PATH), and `make ui` in a checkout.
+    Never with a password: a server's address without its credentials, a database's masked."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} in a browser"
-    store = absolute_tracking_uri(tracking_uri)
+        return f"open {split_credentials(tracking_uri)[0]} in a browser"
+    store = redact(absolute_tracking_uri(tracking_uri))
     command = f"{venv_executable('mlflow')} ui --backend-store-uri {store}"
     makefile = Path("Makefile")  # a checkout's `make ui` opens ./mlflow.db, the quickstart's store
     if store == absolute_tracking_uri("sqlite:///mlflow.db") and makefile.is_file() and "\nui:" in makefile.read_text():

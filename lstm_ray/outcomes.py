@@ -50,3 +50,33 @@ def failure_summary(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
     return (exceptions or lines or ["the trial raised an error"])[-1]
+
+
+def reasons_by_trial(failures: dict[str, str]) -> dict[str, list[str]]:
+    """Each distinct reason of `failures` (trial id -> reason) with the trials it hit, in order of first sight."""
+    reasons: dict[str, list[str]] = {}
+    for trial_id, reason in failures.items():
+        reasons.setdefault(reason, []).append(trial_id)
+    return reasons
+
+
+def reason_lines(reasons: dict[str, list[str]]) -> list[str]:
+    """One line per reason of `reasons_by_trial`: the reason, then how many trials it hit and which."""
+    return [
+        f"{reason} ({len(ids)} trial{'s' if len(ids) > 1 else ''}: {', '.join(ids)})" for reason, ids in reasons.items()
+    ]
+
+
+class SweepFailed(Exception):
+    """No trial of a sweep reported its metric (every trial failed, or none finished an epoch): no winner.
+
+    `reasons` maps each distinct reason to the trials it hit; `summary` is the sweep's SweepSummary (counts,
+    elapsed time, the parent run, which is closed FAILED with the reasons) and `tracking_uri` its MLflow store,
+    for the CLI's closing lines."""
+
+    def __init__(self, reasons: dict[str, list[str]], summary: Any = None, tracking_uri: str = ""):
+        self.reasons, self.summary, self.tracking_uri = reasons, summary, tracking_uri
+        super().__init__("no trial reported a result: " + "; ".join(reason_lines(reasons)))
+
+    def __reduce__(self):
+        return type(self), (self.reasons, self.summary, self.tracking_uri)

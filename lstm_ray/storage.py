@@ -19,7 +19,9 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from lstm_ray.config import ExperimentConfig, parse_config
-from lstm_ray.errors import ConfigError
+from lstm_ray.config.rules import check_storage_path
+from lstm_ray.errors import ConfigError, one_line
+from lstm_ray.redaction import redact_values
 
 INFO_FILE = "lstm-ray-sweep.json"
 
@@ -39,11 +41,12 @@ def sweep_folder_name(cfg: ExperimentConfig) -> str:
 
 
 def save_resume_info(storage: str, name: str, cfg: ExperimentConfig, parent_run_id: str) -> None:
-    """Write what `lstm-ray resume` needs into the sweep's folder `storage`/`name` (local path or URI)."""
+    """Write what `lstm-ray resume` needs into the sweep's folder `storage`/`name` (local path or URI). URIs in the
+    config are saved with their credentials masked: a resume takes them from the environment."""
     fs, root = pafs.FileSystem.from_uri(as_uri(storage))
     folder = f"{root}/{name}"
     fs.create_dir(folder, recursive=True)
-    info = {"config": cfg.to_dict(), "parent_run_id": parent_run_id, "cwd": os.getcwd()}
+    info = {"config": redact_values(cfg.to_dict()), "parent_run_id": parent_run_id, "cwd": os.getcwd()}
     with fs.open_output_stream(f"{folder}/{INFO_FILE}") as out:
         out.write(json.dumps(info, indent=1, default=str).encode())
 
@@ -58,11 +61,24 @@ def load_resume_info(folder: str) -> tuple[ExperimentConfig, str, str]:
         raise ConfigError(
             "NAME_OR_PATH", f"{folder} holds no {INFO_FILE}; pass a folder an lstm-ray sweep wrote, or its name"
         ) from None
+    except ValueError as err:  # cut short (a full disk, a copy stopped half way) or not JSON
+        raise ConfigError("NAME_OR_PATH", f"{folder}/{INFO_FILE} is {_unreadable(err)}") from None
+    if not isinstance(info, dict) or not {"config", "parent_run_id", "cwd"} <= info.keys():
+        raise ConfigError("NAME_OR_PATH", f"{folder}/{INFO_FILE} is {_unreadable('config, parent_run_id or cwd')}")
     return parse_config(info["config"]), info["parent_run_id"], info["cwd"]
+
+
+def _unreadable(why: object) -> str:
+    return (
+        f"truncated or incomplete ({one_line(why, 80)}); restore it from a copy, or start the sweep again with "
+        "`lstm-ray tune`"
+    )
 
 
 def find_sweep(name_or_path: str, storage: str) -> str:
     """The sweep folder: `name_or_path` itself when it is one, else the latest `<name>-<timestamp>` in `storage`."""
+    check_storage_path("NAME_OR_PATH", name_or_path)
+    check_storage_path("--storage", storage)
     fs, root = pafs.FileSystem.from_uri(as_uri(name_or_path))
     if fs.get_file_info(f"{root}/{INFO_FILE}").type == pafs.FileType.File:
         return as_uri(name_or_path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,10 @@ import pytest
 from lstm_ray.config import ExperimentConfig, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Every sweep signs its folder with the user's resume key (~/.config/lstm-ray/resume.key, created on first use):
+# the suite, and the CLIs it starts, use a key folder of their own instead of the user's.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="lstm-ray-test-config-")
 
 
 def load_local_cluster():

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lstm_ray"
 
 # Highest first. A module may import its own layer and the layers after it.
 LAYERS = ("api", "cluster", "sweep", "reports", "tracking", "search", "train", "data", "storage", "config", "base")
-BASE = {"errors", "outcomes"}
+BASE = {"errors", "outcomes", "redaction"}
 API = {"__init__", "api", "cli", "serving"}  # serving.py: the old import path of the pickled model class, a shim
 MAX_LINES = 400
 

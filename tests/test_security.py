@@ -214,11 +214,12 @@ def test_a_python_tag_in_a_config_is_an_error_line_and_runs_nothing(tmp_path):
     assert marker.exists()
 
 
-def test_a_python_tag_in_a_set_flag_stays_text(tmp_path, capsys):
+def test_a_python_tag_in_a_set_flag_is_refused_and_runs_nothing(tmp_path, capsys):
     marker = tmp_path / "code-ran"
     flag = f"name=!!python/object/apply:os.mkdir ['{marker}']"
     assert cli.main(["validate", str(REPO / "configs" / "quickstart.yaml"), "--set", flag]) == 2
-    assert capsys.readouterr().err.startswith("error: name: ") and not marker.exists()
+    err = capsys.readouterr().err
+    assert err.startswith("error: name: ") and "only plain data is read" in err and not marker.exists()
 
 
 # --- paths: no name leaves its folder -------------------------------------------------------------------------

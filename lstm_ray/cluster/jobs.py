@@ -14,6 +14,10 @@ and with it every MLflow write, is on the head.
 The config is validated here first (ConfigError, nothing submitted). Token auth comes from the environment as for
 every Ray client: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; a 401 or 403
 becomes one ConfigError line naming the variable to set.
+
+Anyone who can list the cluster's jobs sees a job's entrypoint and metadata, so the tracking URI is masked there
+and in the shipped config (`redaction.redact`); its credentials travel in the job's environment as
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 from lstm_ray.config import ExperimentConfig, load_config
 from lstm_ray.errors import ConfigError
+from lstm_ray.redaction import credential_variables, redact
 
 __all__ = [
     "SubmittedJob",
@@ -42,6 +47,7 @@ __all__ = [
     "follow",
     "job_info",
     "job_lines",
+    "job_request",
     "jobs_client",
     "submit",
     "submitted_lines",
@@ -89,27 +95,42 @@ def submit(
     """
     cfg = load_config(config, overrides)
     check_cluster_paths(cfg)
+    check_overrides_hold_no_secret(overrides)
     address = dashboard_address(address)
     folder = Path(tempfile.mkdtemp(prefix="lstm-ray-job-"))  # not "ray...": a ray/ folder would shadow the package
     try:
-        shutil.copyfile(config, folder / Path(config).name)
-        runtime_env = {
-            "working_dir": str(folder),
-            "py_modules": [str(PACKAGE_FOLDER)],
-            "excludes": ["__pycache__", "*.pyc"],
-            "env_vars": dict(JOB_ENV),
-        }
-        argv = [command, Path(config).name, "--address", "auto", *extra_args, *[f"--set={o}" for o in overrides]]
         with jobs_client(address) as client:
             job_id = client.submit_job(
-                entrypoint=entrypoint(argv, sqlite_folder(cfg.tracking.uri)),
                 submission_id=f"{_slug(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}",
-                runtime_env=runtime_env,
-                metadata={META_EXPERIMENT: cfg.experiment_name, META_TRACKING_URI: cfg.tracking.uri},
+                **job_request(config, cfg, overrides, folder, command, extra_args),
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return SubmittedJob(job_id, address, cfg.experiment_name, cfg.tracking.uri)
+    return SubmittedJob(job_id, address, cfg.experiment_name, redact(cfg.tracking.uri))
+
+
+def job_request(
+    config: str | Path, cfg: ExperimentConfig, overrides: list[str], folder: Path, command: str, extra_args: tuple
+) -> dict[str, Any]:
+    """The job's entrypoint, runtime_env and metadata, with the config copied into `folder` (its working_dir).
+    The tracking URI's credentials go in the job's environment only: masked in the rest (the module's docstring)."""
+    credentials = credential_variables(cfg.tracking.uri)
+    text = Path(config).read_text()
+    if credentials:  # the driver finds them in its environment (`tracking.runs.credentials_to_environment`)
+        text = text.replace(cfg.tracking.uri, redact(cfg.tracking.uri))
+    (folder / Path(config).name).write_text(text)
+    runtime_env = {
+        "working_dir": str(folder),
+        "py_modules": [str(PACKAGE_FOLDER)],
+        "excludes": ["__pycache__", "*.pyc"],
+        "env_vars": JOB_ENV | credentials,
+    }
+    argv = [command, Path(config).name, "--address", "auto", *extra_args, *[f"--set={redact(o)}" for o in overrides]]
+    return {
+        "entrypoint": entrypoint(argv, sqlite_folder(cfg.tracking.uri)),
+        "runtime_env": runtime_env,
+        "metadata": {META_EXPERIMENT: cfg.experiment_name, META_TRACKING_URI: redact(cfg.tracking.uri)},
+    }
 
 
 def entrypoint(argv: list[str], workdir: str | None) -> str:
@@ -124,6 +145,16 @@ def entrypoint(argv: list[str], workdir: str | None) -> str:
     command, config, *rest = argv
     where = f'config="$PWD"/{shlex.quote(config)} && cd {shlex.quote(workdir)}'
     return f'{where} && {run} {command} "$config" {shlex.join(rest)}'
+
+
+def check_overrides_hold_no_secret(overrides: list[str]) -> None:
+    """Raise ConfigError for a `--set` carrying a credential other than tracking.uri's (which the job's environment
+    carries): the entrypoint shows it to everyone who can list the cluster's jobs, and a masked one cannot work."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.strip() != "tracking.uri" and redact(value) != value:
+            raise ConfigError(key.strip(), f"{redact(value)!r} carries a credential, which the job's entrypoint "
+                              "would show; put it in the config file or in the cluster's environment")  # fmt: skip
 
 
 def check_cluster_paths(cfg: ExperimentConfig) -> None:
@@ -230,7 +261,7 @@ def exit_code(info: Any) -> int:
 def job_lines(info: Any, address: str) -> list[str]:
     """A job's status for people: the status line, then what ran, when, and where to look."""
     lines = [f"{info.submission_id}: {info.status}" + (f" ({info.message})" if info.message else "")]
-    lines.append(f"  entrypoint: {info.entrypoint}")
+    lines.append(f"  entrypoint: {redact(info.entrypoint)}")
     if info.start_time:
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.start_time / 1000))
         took = f", ran {_duration((info.end_time - info.start_time) / 1000)}" if info.end_time else ""
@@ -238,7 +269,7 @@ def job_lines(info: Any, address: str) -> list[str]:
     lines.append(f"  dashboard: {address}/#/jobs/{info.submission_id}")
     meta = info.metadata or {}
     if META_EXPERIMENT in meta:
-        lines.append(f"  MLflow: experiment {meta[META_EXPERIMENT]!r} at {meta[META_TRACKING_URI]}")
+        lines.append(f"  MLflow: experiment {meta[META_EXPERIMENT]!r} at {redact(meta[META_TRACKING_URI])}")
     return lines
 
 

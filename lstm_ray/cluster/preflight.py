@@ -9,8 +9,11 @@ one fails and 2 for bad input. The checks run where the sweep would: the config 
 fits on; MLflow from the driver, which writes every run, and also from those nodes when trials load
 `model.init_from` from MLflow.
 
-- resources: one trial's {CPU: resources.cpu, GPU: resources.gpu} fits a live node or a node type the autoscaler
-  can add (`sweep/capacity.py`).
+- resources: one trial's {CPU: resources.cpu, GPU: resources.gpu, memory_mb: resources.memory_mb} fits a live node
+  or a node type the autoscaler can add (`sweep/capacity.py`).
+- precision: the nodes a trial fits on can train `train.precision` with each configured cell type, tried there
+  with a tiny model (`train/precision_probe.py`): bf16 needs a GPU or a CPU with AVX-512 bf16, fp16 a GPU. No
+  line for fp32, which runs anywhere.
 - storage: `storage.path` is writable from those nodes and is the same storage the driver sees (a local disk on
   each node is not: Tune writes checkpoints where the trial runs and reads them on the driver).
 - mlflow: the tracking store answers within `timeout_s` (a SQLite store: its folder exists and is writable).
@@ -27,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from lstm_ray.config import ExperimentConfig, load_config
-from lstm_ray.errors import one_line
+from lstm_ray.errors import ConfigError, one_line
+from lstm_ray.redaction import redact
 from lstm_ray.storage import as_uri
 from lstm_ray.sweep.capacity import UNLIMITED, NodeType, fits, node_types, trial_demand
 
-__all__ = ["Check", "check_mlflow_uri", "check_resources", "preflight", "run_checks"]
+__all__ = ["Check", "check_mlflow_uri", "check_precision", "check_resources", "preflight", "run_checks"]
 
 PROBE_FOLDER = ".lstm-ray-preflight"  # under storage.path; removed after the check
 
@@ -85,7 +89,9 @@ def run_checks(
 
     cfg = load_config(config, overrides)
     summary = prepare_sweep_data(cfg).report()[0]
-    checks = [Check("config", True, f"{cfg.name}: {cfg.data.source}, {summary}, {cfg.search.num_samples} trials")]
+    checks = [
+        Check("config", True, f"{cfg.name}: {redact(cfg.data.source)}, {summary}, {cfg.search.num_samples} trials")
+    ]
     echo(checks[0].line())
     import ray
     from ray._private.state import state
@@ -96,7 +102,11 @@ def run_checks(
         nodes = [n for n in ray.nodes() if n["Alive"] and n["NodeID"] not in leaving]
         checks.append(check_resources(cfg, nodes, node_types(nodes)))
         echo(checks[-1].line())
-        targets = probe_targets(cfg, nodes, trial_fits=checks[-1].ok)
+        trial_fits = checks[-1].ok
+        targets = probe_targets(cfg, nodes, trial_fits=trial_fits)
+        if precisions(cfg) != {"fp32"}:  # fp32 runs anywhere: nothing to try
+            checks.append(check_precision(cfg, targets, waits) if trial_fits else UNTRIED_PRECISION)
+            echo(checks[-1].line())
         for check in (check_storage, check_mlflow):
             checks.append(check(cfg, targets, waits))
             echo(checks[-1].line())
@@ -123,15 +133,52 @@ def check_resources(cfg: ExperimentConfig, nodes: list[dict], types: list[NodeTy
             for t in scalable
         )
         return Check("resources", True, f"a trial's {wanted} fits no live node; the autoscaler can add {named}")
-    biggest = {key: max((n["Resources"].get(key, 0.0) for n in nodes), default=0.0) for key in ("CPU", "GPU")}
+    keys = ["CPU", "GPU", *(["memory"] if "memory" in demand else [])]
+    biggest = {key: max((n["Resources"].get(key, 0.0) for n in nodes), default=0.0) for key in keys}
     known = "; ".join(f"{t.name} {_resources_text(t.resources)}" for t in types) or "none found"
     return Check(
         "resources",
         False,
         f"no live node or autoscaler node type fits a trial's {wanted}: the largest live node has "
-        f"{_resources_text(biggest)}, node types: {known}. Lower resources.cpu / resources.gpu, or add nodes or "
+        f"{_resources_text(biggest)}, node types: {known}. Lower resources.cpu / resources.gpu / resources.memory_mb, "
+        "or add nodes or "
         "a node type that large to the cluster config",
     )
+
+
+# --- precision ---------------------------------------------------------------------------------------
+
+UNTRIED_PRECISION = Check("precision", False, "not tried: no node a trial fits on (see resources)")
+
+
+def check_precision(cfg: ExperimentConfig, targets: list[str] | None, waits: Waits) -> Check:
+    """The nodes a trial fits on can train the configured precisions: a tiny model tried on each (on a GPU the
+    probe takes, for GPU trials)."""
+    answers = on_nodes(cfg, targets, precision_probe, lambda _: (cfg,), waits, gpu=cfg.resources.gpu > 0)
+    failed = {name: error for name, error in answers.items() if error}
+    wanted = "/".join(sorted(precisions(cfg)))
+    if failed:
+        problems = "; ".join(f"node {name}: {error}" for name, error in sorted(failed.items()))
+        return Check("precision", False, f"{wanted} cannot run where trials run: {problems}")
+    return Check("precision", True, f"{wanted} trains on {len(answers)} node(s)")
+
+
+def precisions(cfg: ExperimentConfig) -> set[str]:
+    """train.precision and every value its search-space dimension can give a trial."""
+    searched = cfg.parsed_space().get("train.precision")
+    return {cfg.train.precision, *(searched.representative_values() if searched else ())}
+
+
+def precision_probe(cfg: ExperimentConfig) -> str:
+    """On a node: "" when its device for a trial of `cfg` trains the configured precision, else the problem and
+    its fix (`train/precision_probe.py`)."""
+    from lstm_ray.train.precision_probe import check_precision as check_here
+
+    try:
+        check_here(cfg)
+    except ConfigError as err:
+        return str(err)
+    return ""
 
 
 # --- storage -------------------------------------------------------------------------------------------
@@ -222,10 +269,10 @@ def check_mlflow(cfg: ExperimentConfig, targets: list[str] | None, waits: Waits)
         return Check(
             "mlflow",
             False,
-            f"cannot reach {uri} {problems}. Start the server (scripts/mlflow_server.py) or set tracking.uri to one "
-            "the head reaches; credentials go in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD",
+            f"cannot reach {redact(uri)} {problems}. Start the server (scripts/mlflow_server.py) or set tracking.uri "
+            "to one the head reaches; credentials go in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD",
         )
-    return Check("mlflow", True, f"{uri} answers the driver" + (" and the trial nodes" if from_trials else ""))
+    return Check("mlflow", True, f"{redact(uri)} answers the driver" + (" and the trial nodes" if from_trials else ""))
 
 
 def check_mlflow_uri(uri: str, timeout_s: float) -> str:
@@ -270,10 +317,12 @@ def on_nodes(
     probe: Callable[..., str],
     args: Callable[[str], tuple],
     waits: Waits,
+    gpu: bool = False,
 ) -> dict[str, str]:
     """Run `probe(*args(name))` as a Ray task on each target node (name: the node id's first 8 characters), or
     with targets None once wherever a trial's resources are, waiting for the autoscaler to start that node.
-    Returns each probe's answer: "" for fine, else the problem."""
+    With `gpu`, a probe on a target node takes one of its GPUs (up to resources.gpu), so it sees one as a trial
+    does. Returns each probe's answer: "" for fine, else the problem."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -283,7 +332,10 @@ def on_nodes(
         return _answers({NEW_NODE: task.options(**demand).remote(*args(NEW_NODE))}, waits.new_node_s)
     refs = {}
     for node in targets:
-        pinned = task.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        on_node = NodeAffinitySchedulingStrategy(node, soft=False)
+        pinned = task.options(
+            num_cpus=0, num_gpus=min(cfg.resources.gpu, 1.0) if gpu else 0, scheduling_strategy=on_node
+        )
         refs[node[:8]] = pinned.remote(*args(node[:8]))
     return _answers(refs, waits.answer_s)
 
@@ -309,7 +361,9 @@ def _answers(refs: dict[str, Any], timeout_s: float) -> dict[str, str]:
 
 
 def _resources_text(resources: dict[str, float]) -> str:
+    mb = {"memory_mb": resources["memory"] / 2**20} if "memory" in resources else {}
     shown = {k: int(v) if float(v).is_integer() else v for k, v in resources.items() if k in ("CPU", "GPU")}
+    shown |= {k: round(v) for k, v in mb.items()}
     return json.dumps(shown).replace('"', "")
 
 

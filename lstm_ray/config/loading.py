@@ -12,6 +12,7 @@ Every user mistake raises `ConfigError` naming the key (or the file), the bad va
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ import yaml
 from lstm_ray.config.rules import check_name, check_search, check_values
 from lstm_ray.config.schema import TASK_METRICS, ExperimentConfig
 from lstm_ray.config.strict import build
-from lstm_ray.errors import ConfigError, one_line
+from lstm_ray.errors import ConfigError, one_line, shown
+
+MAX_ALIAS_EXPANSION = 100_000  # values YAML aliases may add to a document beyond those written out
+_LARGE = 10**12  # expanded sizes are counted up to this, so a deep bomb's count stays a small number
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -34,7 +38,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(str(path), f"must hold a mapping of sections (name, data, model, ...), got {raw!r:.80}")
+        raise ConfigError(str(path), f"must hold a mapping of sections (name, data, model, ...), got {shown(raw)}")
     for item in overrides or []:
         apply_override(raw, item)
     if raw.get("name") in (None, ""):  # absent or empty; `name: 0` is an error, not the file name
@@ -42,20 +46,67 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     return parse_config(raw)
 
 
+class _RefusedYAML(yaml.MarkedYAMLError):
+    """Valid YAML that a config refuses: aliases that repeat too much, or a value that contains itself."""
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader (plain data only: no tags that build Python objects) that also refuses a key given
-    twice in one mapping, which YAML would otherwise settle silently by keeping the last value."""
+    twice in one mapping, which YAML would otherwise settle silently by keeping the last value, and an alias bomb:
+    anchors and aliases nested so that a few hundred bytes stand for millions of values (the "billion laughs"),
+    which every later walk over the config (checks, copies, error messages) would expand. It counts each node's
+    expanded size while composing, where an alias costs one step whatever it stands for."""
+
+    def compose_document(self) -> yaml.Node:
+        self._sizes: dict[int, int] = {}  # id(node) -> values in it once aliases are expanded
+        self._aliases: list[tuple[int, str, yaml.Mark]] = []  # (expanded size, name, where) of each alias used
+        node = super().compose_document()
+        written = len(self._sizes)
+        if self._sizes[id(node)] - written > MAX_ALIAS_EXPANSION:
+            biggest = sorted(self._aliases, key=lambda alias: -alias[0])
+            names = list(dict.fromkeys(f"*{name}" for _, name, _ in biggest))
+            raise _RefusedYAML(
+                problem=f"its aliases ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}) expand it to more "
+                f"than {MAX_ALIAS_EXPANSION:,} values beyond those written out; write the values out, or nest "
+                "anchors less",
+                problem_mark=biggest[0][2],
+            )
+        return node
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.peek_event() if self.check_event(yaml.AliasEvent) else None
+        node = super().compose_node(parent, index)
+        if alias is None:
+            self._sizes[id(node)] = min(_LARGE, 1 + sum(self._sizes[id(child)] for child in _children(node)))
+        elif id(node) in self._sizes:
+            self._aliases.append((self._sizes[id(node)], alias.anchor, alias.start_mark))
+        else:
+            raise _RefusedYAML(
+                problem=f"the alias *{alias.anchor} lies inside its own anchor &{alias.anchor}, so the value "
+                "would contain itself forever; write the value out",
+                problem_mark=alias.start_mark,
+            )
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = []
+        seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
                 continue
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):  # the safe loader refuses it below
+                continue
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
-            seen.append(key)
+                problem = f"key {shown(key)} appears twice"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
 
 
 def _read_yaml(path: Path) -> Any:
@@ -69,17 +120,24 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(str(path), f"cannot be read: {err.strerror or err}") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except _RefusedYAML as err:
+        raise ConfigError(str(path), _marked_problem(err).lstrip(" :")) from None
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = err.problem or err.context or ""
-        if "constructor for the tag" in problem:
-            problem += "; only plain data is read (no Python objects), remove the tag"
-        raise ConfigError(str(path), f"is not valid YAML{where}: {one_line(problem)}") from None
+        raise ConfigError(str(path), f"is not valid YAML{_marked_problem(err)}") from None
     except yaml.YAMLError as err:
         raise ConfigError(str(path), f"is not valid YAML: {one_line(err)}") from None
     except RecursionError:
         raise ConfigError(str(path), "nests too deeply to be an experiment file") from None
+
+
+def _marked_problem(err: yaml.MarkedYAMLError) -> str:
+    """` at line L, column C: what is wrong` from a YAML error (`: what is wrong` when it has no position)."""
+    mark = err.problem_mark or err.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = err.problem or err.context or ""
+    if "constructor for the tag" in problem:
+        problem += "; only plain data is read (no Python objects), remove the tag"
+    return f"{where}: {one_line(problem)}"
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -87,12 +145,14 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}; e.g. --set train.max_epochs=3")
+        raise ConfigError("--set", f"expected KEY=VALUE, got {shown(item)}; e.g. --set train.max_epochs=3")
     if not all(part.strip() for part in key.split(".")):
-        raise ConfigError("--set", f"key {key!r} has an empty part; write dotted keys such as train.max_epochs")
+        raise ConfigError("--set", f"key {shown(key)} has an empty part; write dotted keys such as train.max_epochs")
     try:
-        value = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
+        value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except (yaml.constructor.ConstructorError, _RefusedYAML) as err:  # a key twice, a tag, an alias bomb
+        raise ConfigError(key, f"the --set value{_marked_problem(err)}") from None
+    except (yaml.YAMLError, RecursionError):  # not YAML: the value is the text itself
         value = text
     if key.startswith("search.space."):
         raw.setdefault("search", {}).setdefault("space", {})[key.removeprefix("search.space.")] = value
@@ -102,7 +162,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(key, f"{part!r} is not a section; check the key")
+            raise ConfigError(key, f"{shown(part)} is not a section; check the key")
         node = child
     node[leaf] = value
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 from lstm_ray.config.schema import (
@@ -24,22 +26,73 @@ from lstm_ray.config.schema import (
     WINDOW_KEYS,
     ExperimentConfig,
 )
-from lstm_ray.config.space import Distribution, parse_distribution
+from lstm_ray.config.space import Distribution, parse_distribution, same_value
 from lstm_ray.config.strict import build, suggest
-from lstm_ray.errors import ConfigError
+from lstm_ray.errors import ConfigError, shown
 
-MAX_NAME = 200  # a folder name (with the timestamp appended) must stay under the usual 255-byte limit
+# The longest folder a sweep names, `<name>-20261123-191407-reevaluation`, must fit file systems' 255-byte limit.
+MAX_NAME_BYTES = 255 - len("-20261123-191407-reevaluation")
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "mock")  # what pyarrow opens
+MLFLOW_NAMED_STORES = ("databricks", "databricks-uc", "uc")  # tracking URIs without a scheme that are no path
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
 
 
 def check_name(name: str) -> None:
-    """The name becomes a folder under storage.path (`<name>-<timestamp>`): it must be one plain path part."""
+    """The name becomes a folder under storage.path (`<name>-<timestamp>`): it must be one plain path part whose
+    UTF-8 bytes fit the file system's name limit."""
     if not name.strip():
         raise ConfigError("name", "is required; give the sweep a short name such as co2-lstm")
-    if name in (".", "..") or "/" in name or "\\" in name or not name.isprintable() or len(name) > MAX_NAME:
+    if name in (".", "..") or "/" in name or "\\" in name or not name.isprintable():
         raise ConfigError(
             "name",
-            f"{name!r} names the results folder, so it must be one plain name of at most {MAX_NAME} characters "
-            "without '/', '\\' or control characters; use e.g. co2-lstm",
+            f"{shown(name)} names the results folder, so it must be one plain name without '/', '\\' or control "
+            "characters; use e.g. co2-lstm",
+        )
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(
+            "name",
+            f"{shown(name)} is {len(name.encode())} bytes in UTF-8; it names the results folder (with a timestamp "
+            f"appended), which file systems limit to 255 bytes, so use at most {MAX_NAME_BYTES} bytes, e.g. co2-lstm",
+        )
+
+
+def check_storage_path(key: str, path: str) -> None:
+    """A results folder (storage.path, --storage): a local folder or a URI pyarrow opens; not an existing file."""
+    scheme = path.split("://", 1)[0] if "://" in path else ""
+    if scheme and scheme not in STORAGE_SCHEMES:
+        raise ConfigError(
+            key,
+            f"{shown(path)} has an unknown scheme {scheme}://; use a local folder or one of "
+            f"{', '.join(s + '://' for s in STORAGE_SCHEMES)}",
+        )
+    local = Path(path.removeprefix("file://")) if scheme in ("", "file") else None
+    if local is not None and local.exists() and not local.is_dir():
+        raise ConfigError(key, f"{shown(path)} is a file, not a folder; name the results folder")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """MLflow 3's file store (file:, or a plain path) refuses to log: a sweep could not write its runs."""
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    if scheme == "file" or (not scheme and uri not in MLFLOW_NAMED_STORES):
+        what = "a file store" if scheme else "a plain path, which MLflow opens as a file store"
+        raise ConfigError(
+            "tracking.uri",
+            f"{shown(uri)} is {what}, and MLflow 3 refuses to log to file stores; use sqlite:///path/mlflow.db "
+            "(or http://HOST:5000 for a server)",
+        )
+
+
+def check_tracking_scheme(uri: str) -> None:
+    """A URI scheme MLflow has a store for (as MLflow reads it: `postgresql+psycopg2` is postgresql, a one-letter
+    scheme a Windows drive); `file:` and plain paths are left to `check_tracking_uri`."""
+    found = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", uri)
+    scheme = found.group(1).lower().split("+")[0] if found and len(found.group(1)) > 1 else ""
+    if scheme not in ("", "file", *TRACKING_SCHEMES):
+        hint = suggest(scheme, list(TRACKING_SCHEMES))
+        raise ConfigError(
+            "tracking.uri",
+            f"{shown(uri)} has the scheme {shown(scheme)}, which MLflow has no store for; use one of "
+            f"{', '.join(TRACKING_SCHEMES)}, e.g. sqlite:///mlflow.db or http://HOST:5000{hint}",
         )
 
 
@@ -47,6 +100,10 @@ def check_values(cfg: ExperimentConfig) -> None:
     """Every section's values, and the rules that span sections."""
     for section in SECTIONS:
         getattr(cfg, section).check()
+    check_storage_path("storage.path", cfg.storage.path)
+    if cfg.tracking.enabled:
+        check_tracking_uri(cfg.tracking.uri)
+        check_tracking_scheme(cfg.tracking.uri)
     if cfg.train.tbptt and cfg.model.bidirectional:
         raise ConfigError(
             "train.tbptt",
@@ -99,6 +156,27 @@ def _check_dimension(cfg: ExperimentConfig, path: str, dist: Distribution) -> No
         )
     for value in dist.representative_values():
         _check_value(cfg, key, path, value)
+    _check_rounded_ends(cfg, key, path, dist)
+
+
+def _check_rounded_ends(cfg: ExperimentConfig, key: str, path: str, dist: Distribution) -> None:
+    """A quniform draw is rounded to a multiple of q, which can leave the field's range (an lr of 0.0, a dropout
+    of 1.0); Ray Tune's random search also refuses bounds that are not multiples of q."""
+    for (end, value), bound in zip(dist.rounded_ends(), dist.args[:2], strict=False):
+        try:
+            _check_value(cfg, key, path, value)
+        except ConfigError as err:
+            detail = str(err).removeprefix(f"{key}: value {value!r} is not valid for {path}: ")
+            raise ConfigError(
+                key,
+                f"quniform {list(dist.args)} rounds its {end} end to {value!r} (round(x / q) * q), not valid for "
+                f"{path}: {detail}; make low and high multiples of q that are valid values",
+            ) from None
+        q = dist.args[2]
+        if cfg.search.algorithm == "random" and not math.isclose(bound / q, round(bound / q)):
+            raise ConfigError(
+                key, f"random search needs quniform's low and high to be multiples of q {q!r}, got {end} {bound!r}"
+            )
 
 
 def _check_conditions(cfg: ExperimentConfig, path: str, dist: Distribution, space: dict[str, Distribution]) -> None:
@@ -123,8 +201,9 @@ def _check_conditions(cfg: ExperimentConfig, path: str, dist: Distribution, spac
         if not options.is_finite or options.when:
             raise ConfigError(where, f"{parent} must be an unconditional {{choice: [...]}} to be depended on")
         for value in values:
-            if value not in options.args:
-                raise ConfigError(where, f"{value!r} is not one of the searched values {list(options.args)}")
+            if not any(same_value(value, option) for option in options.args):
+                searched = shown(list(options.args))
+                raise ConfigError(where, f"{shown(value)} is not one of the searched values {searched}")
 
 
 def _check_point(cfg: ExperimentConfig, key: str, point: dict[str, Any], space: dict[str, Distribution]) -> None:
@@ -137,7 +216,8 @@ def _check_point(cfg: ExperimentConfig, key: str, point: dict[str, Any], space: 
         _check_value(cfg, f"{key}.{path}", path, value)
         if not space[path].contains(value):
             dist = space[path]
-            raise ConfigError(f"{key}.{path}", f"{value!r} lies outside the searched {dist.kind} {list(dist.args)}")
+            outside = f"{shown(value)} lies outside the searched {dist.kind} {shown(list(dist.args))}"
+            raise ConfigError(f"{key}.{path}", outside)
         if not space[path].is_active(_with_base(cfg, space, point)):
             raise ConfigError(f"{key}.{path}", "is inactive for this point (see its `when`); drop it here")
     if algorithm in MODEL_BASED or any(dist.when for dist in space.values()):  # these search a tree of values
@@ -148,9 +228,8 @@ def _check_point(cfg: ExperimentConfig, key: str, point: dict[str, Any], space: 
 
 def _with_base(cfg: ExperimentConfig, space: dict[str, Distribution], point: dict[str, Any]) -> dict[str, Any]:
     """The values conditions are decided on: the point's, then the base config's for paths not searched."""
-    raw = cfg.to_dict()
     paths = {parent for dist in space.values() for parent, _ in dist.when}
-    return {p: raw[p.split(".")[0]][p.split(".")[1]] for p in paths if p not in space} | point
+    return {p: getattr(getattr(cfg, p.split(".")[0]), p.split(".")[1]) for p in paths if p not in space} | point
 
 
 def _check_scheduler(cfg: ExperimentConfig, space: dict[str, Distribution]) -> None:
@@ -206,7 +285,7 @@ def _check_budgets(cfg: ExperimentConfig) -> None:
         if metric not in valid:
             raise ConfigError(key, f"{cfg.data.task} trials report {', '.join(valid)}{suggest(metric, list(valid))}")
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
-            raise ConfigError(key, f"must be a finite number, got {target!r}")
+            raise ConfigError(key, f"must be a finite number, got {shown(target)}")
 
 
 def _check_metric(cfg: ExperimentConfig) -> None:
@@ -256,14 +335,17 @@ def _check_comparable(key: str, path: str, dist: Distribution) -> None:
 
 
 def _check_value(cfg: ExperimentConfig, key: str, path: str, value: Any) -> None:
-    """Validate that `value` is acceptable for config field `path` by building a config with it."""
-    raw = cfg.to_dict()
+    """Validate that `value` is acceptable for config field `path` by building its section with it (only the
+    section: a copy of the whole config per searched value made a long `choice` take minutes)."""
     section, _, name = path.partition(".")
-    raw[section][name] = value
-    raw["search"]["space"] = {}
+    current = getattr(cfg, section)
+    raw = {f.name: _plain(getattr(current, f.name)) for f in dataclasses.fields(current)} | {name: value}
     try:
-        trial = build(ExperimentConfig, raw, "")
-        getattr(trial, section).check()
+        build(type(current), raw, section).check()
     except ConfigError as err:
         detail = str(err).removeprefix(f"{err.key}: ")
-        raise ConfigError(key, f"value {value!r} is not valid for {path}: {detail}") from None
+        raise ConfigError(key, f"value {shown(value)} is not valid for {path}: {detail}") from None
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lstm_ray.errors import ConfigError
+from lstm_ray.errors import ConfigError, shown
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "quniform", "randint")
 CONDITION = "when"
@@ -50,6 +50,15 @@ class Distribution:
             return [self.args[0], self.args[1] - 1]
         return [self.args[0], self.args[1]]
 
+    def rounded_ends(self) -> list[tuple[str, float]]:
+        """("low", value) and ("high", value): the ends a quniform range reaches once its draws are rounded as
+        HyperOpt and Ray Tune round them, round(x / q) * q (a multiple of q, which may lie outside [low, high]);
+        none for other kinds."""
+        if self.kind != "quniform":
+            return []
+        low, high, q = self.args
+        return [("low", round(low / q) * q), ("high", round(high / q) * q)]
+
     def is_active(self, values: Mapping[str, Any]) -> bool:
         """Whether this dimension is searched given the other values of a trial (or of the base config)."""
         return all(path in values and values[path] in allowed for path, allowed in self.when)
@@ -74,12 +83,12 @@ def parse_distribution(key: str, spec: Any) -> Distribution:
     else:
         when = ()
     if not isinstance(spec, dict) or len(spec) != 1:
-        raise ConfigError(key, f"expected one distribution such as {{choice: [16, 32]}}, got {spec!r}")
+        raise ConfigError(key, f"expected one distribution such as {{choice: [16, 32]}}, got {shown(spec)}")
     ((kind, args),) = spec.items()
     if kind not in KINDS:
-        raise ConfigError(key, f"unknown distribution {kind!r}; use one of {', '.join(KINDS)}")
+        raise ConfigError(key, f"unknown distribution {shown(kind)}; use one of {', '.join(KINDS)}")
     if not isinstance(args, list) or not args:
-        raise ConfigError(key, f"{kind} needs a non-empty list, e.g. {{{kind}: {_example(kind)}}}, got {args!r}")
+        raise ConfigError(key, f"{kind} needs a non-empty list, e.g. {{{kind}: {_example(kind)}}}, got {shown(args)}")
     if kind in ("choice", "grid"):
         return Distribution(kind, tuple(args), when)
     _check_numeric(key, kind, args)
@@ -89,7 +98,7 @@ def parse_distribution(key: str, spec: Any) -> Distribution:
     if kind == "loguniform" and low <= 0:
         raise ConfigError(key, f"loguniform needs low > 0, got {low!r}; use e.g. [1.0e-4, 1.0e-2]")
     if kind == "randint" and not all(isinstance(a, int) for a in args):
-        raise ConfigError(key, f"randint takes whole numbers, got {args!r}")
+        raise ConfigError(key, f"randint takes whole numbers, got {shown(args)}")
     if kind == "quniform" and args[2] <= 0:
         raise ConfigError(key, f"quniform step q must be > 0, got {args[2]!r}")
     return Distribution(kind, tuple(args), when)
@@ -115,13 +124,21 @@ def active_params(space: dict[str, Distribution], params: Mapping[str, Any]) -> 
     return {path: value for path, value in params.items() if path not in space or space[path].is_active(params)}
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether a condition's value `a` names the option `b`: equal and both booleans or both not (Python's
+    True == 1 would let `when: {model.num_layers: true}` match the layer count 1)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
 def _parse_when(key: str, when: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     if not isinstance(when, dict) or not when:
-        raise ConfigError(key, f"expected a mapping of config paths to values, e.g. {{model.cell: lstm}}, got {when!r}")
+        raise ConfigError(
+            key, f"expected a mapping of config paths to values, e.g. {{model.cell: lstm}}, got {shown(when)}"
+        )
     pairs = []
     for path, values in when.items():
         if not isinstance(path, str) or "." not in path:
-            raise ConfigError(key, f"{path!r} must be a dotted config path such as model.cell")
+            raise ConfigError(key, f"{shown(path)} must be a dotted config path such as model.cell")
         options = tuple(values) if isinstance(values, list) else (values,)
         if not options:
             raise ConfigError(f"{key}.{path}", "needs at least one value")
@@ -132,10 +149,10 @@ def _parse_when(key: str, when: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
 def _check_numeric(key: str, kind: str, args: list[Any]) -> None:
     expected = 3 if kind == "quniform" else 2
     if len(args) != expected:
-        raise ConfigError(key, f"{kind} takes {expected} numbers {_example(kind)}, got {args!r}")
+        raise ConfigError(key, f"{kind} takes {expected} numbers {_example(kind)}, got {shown(args)}")
     for value in args:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(key, f"{kind} takes finite numbers {_example(kind)}, got {value!r}")
+            raise ConfigError(key, f"{kind} takes finite numbers {_example(kind)}, got {shown(value)}")
 
 
 def _example(kind: str) -> str:

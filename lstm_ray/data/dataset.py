@@ -43,9 +43,11 @@ def prepare_dataset(cfg: DataConfig, settings: list[WindowSetting] | None = None
     Every statistic (vocabularies, scaler) is fitted on training rows only: the holdout's train split, and for
     each cv fold that fold's training part. Raises DataError naming the key for any data the config cannot use.
     """
-    table = read_table(cfg.source)
+    source_notes: list[str] = []
+    table = read_table(cfg.source, source_notes)
     row_spec, split_column = resolve_columns(cfg, table)
     rows = arrange_rows(table, row_spec, split_column)
+    rows.notes[:0] = source_notes
     if cfg.task == "classify":
         data = _prepare_classify(cfg, rows, row_spec)
     else:

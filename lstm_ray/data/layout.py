@@ -16,28 +16,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lstm_ray.errors import DataError, one_line
+from lstm_ray.data.column_types import (
+    missing_cells,
+    missing_error,
+    plain_columns,
+    refuse_nested,
+    refuse_text_among_numbers,
+)
+from lstm_ray.data.times import GAP_FACTOR, check_unique_times, gap_notes, seasonal_period, time_values
+from lstm_ray.errors import DataError
 
 __all__ = ["GAP_FACTOR", "RowSpec", "Rows", "arrange_rows", "seasonal_period"]
 
-GAP_FACTOR = 1.5  # a step this many times longer than the usual one counts as a gap in the time column
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-TIME_FORMS = "numbers, dates, timestamps or text such as 2024-01-31, 2024-01-31T06:00:00.250Z, 2024-01, 2024Q1, 2024"
-# Text forms ISO 8601 parsing refuses, rewritten to the first day of their period (pattern, replacement).
-PERIOD_TEXT = [
-    (r"^(\d{4})$", r"\1-01-01"),  # year
-    (r"^(\d{4})[-/](\d{2})$", r"\1-\2-01"),  # year-month
-    *[(rf"^(\d{{4}})[- ]?[Qq]{q}$", rf"\1-{3 * q - 2:02d}-01") for q in range(1, 5)],  # year-quarter
-]
-ZONE = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"  # a clock time ending in Z or an offset
-# Usual steps in seconds (shortest, longest) and the season length they imply.
-SEASONS = [
-    (3600, 3600, 24),  # hourly: a day
-    (86400, 86400, 7),  # daily: a week
-    (7 * 86400, 7 * 86400, 52),  # weekly: a year
-    (28 * 86400, 31 * 86400, 12),  # monthly: a year
-    (89 * 86400, 92 * 86400, 4),  # quarterly: a year
-]
 
 
 @dataclass
@@ -79,7 +70,7 @@ class Rows:
     values: np.ndarray  # rows x value_columns + history_columns, float64, NaN where missing
     columns: list[str]
     categories: dict[str, np.ndarray]  # raw category per row (object arrays; None where missing)
-    times: np.ndarray | None  # datetime64 (us, or a timestamp column's own unit) or float64
+    times: np.ndarray | None  # datetime64 (us, or a timestamp column's own unit), int64 or float64
     offsets: np.ndarray  # series i is rows offsets[i]:offsets[i + 1]
     series_ids: list[Any]  # id of each series (0 when there is no id column)
     labels: np.ndarray | None = None  # classify: the raw label per row
@@ -103,16 +94,16 @@ def arrange_rows(table: pa.Table, spec: RowSpec, split_column: str | None = None
     if table.num_rows == 0:
         raise DataError("data.source", "the data has no rows")
     value_columns = spec.value_columns if labelled else _unlabelled_columns(spec)
-    _check_present(table, [*value_columns, *spec.categorical, spec.id_column, spec.time_column, split_column])
+    table = _readable(table, spec, value_columns, split_column, labelled)
     id_codes, series_ids = _id_codes(table, spec.id_column)
-    times = _time_values(table, spec.time_column)
+    times = time_values(table, spec.time_column)
     order = np.lexsort((times, id_codes)) if times is not None else np.argsort(id_codes, kind="stable")
     table, id_codes = table.take(pa.array(order)), id_codes[order]
     times = times[order] if times is not None else None
     notes: list[str] = []
     if times is not None:
-        _check_unique_times(times, id_codes, spec.time_column)
-        notes += _gap_notes(times, id_codes, spec.time_column)
+        check_unique_times(times, id_codes, spec.time_column)
+        notes += gap_notes(times, id_codes, spec.time_column)
     values = np.column_stack([_numeric(table, c, spec) for c in value_columns] or [np.empty((len(order), 0))])
     _check_not_empty(values, value_columns, spec)
     keep = np.ones(len(order), dtype=bool)
@@ -162,11 +153,40 @@ def _unlabelled_columns(spec: RowSpec) -> list[str]:
     return list(dict.fromkeys([*spec.numeric, *needed]))
 
 
-def _check_present(table: pa.Table, names: list[str | None]) -> None:
+def _readable(
+    table: pa.Table, spec: RowSpec, value_columns: list[str], split_column: str | None, labelled: bool
+) -> pa.Table:
+    """`table` with the columns the rows read decoded to plain types (`plain_columns`), after checking each is
+    there, once, and that id, category, split and label columns hold one plain value per row."""
+    labels = spec.targets if spec.task == "classify" and labelled else []
+    roles = {
+        "data.id_column": [spec.id_column],
+        "data.categorical": spec.categorical,
+        "data.split_column": [split_column],
+        "data.target": labels,
+    }
+    named = [spec.time_column, *[name for names in roles.values() for name in names]]
+    used = [name for name in [*value_columns, *named] if name]
+    _check_present(table, used)
+    table = plain_columns(table, used)
+    for name in value_columns:
+        refuse_text_among_numbers(table, name, "data.target" if name in spec.targets else "data.features")
+    for key, names in roles.items():
+        for name in names:
+            if name is not None:
+                refuse_nested(table, name, key)
+    return table
+
+
+def _check_present(table: pa.Table, names: list[str]) -> None:
     for name in names:
-        if name is not None and name not in table.column_names:
+        if name not in table.column_names:
             raise DataError(
                 "data.features", f"column {name!r} not in the data; columns are {', '.join(table.column_names)}"
+            )
+        if table.column_names.count(name) > 1:
+            raise DataError(
+                "data.source", f"column {name!r} appears {table.column_names.count(name)} times; rename the copies"
             )
 
 
@@ -214,103 +234,11 @@ def _id_codes(table: pa.Table, id_column: str | None) -> tuple[np.ndarray, list[
     if id_column is None:
         return np.zeros(table.num_rows, dtype=np.int64), [0]
     column = table.column(id_column)
-    if column.null_count:
-        raise DataError("data.id_column", f"column {id_column!r} has {column.null_count} missing ids; fill them")
+    missing = missing_cells(column)
+    if missing.any():  # else each NaN id would be a series of its own
+        raise missing_error("data.id_column", id_column, missing)
     unique, codes = np.unique(np.asarray(column.to_pylist(), dtype=object), return_inverse=True)
     return codes.astype(np.int64), unique.tolist()
-
-
-def seasonal_period(times: np.ndarray | None, offsets: np.ndarray) -> int:
-    """The season length the time column's usual step implies: hourly 24, daily 7, weekly 52, monthly 12,
-    quarterly 4; 0 when unknown (no time column, numeric times, or any other step). The usual step is the
-    (lower) median of the steps within series (series i is rows offsets[i]:offsets[i + 1]), so a few gaps or
-    months of different lengths do not change it."""
-    if times is None or times.dtype.kind != "M" or len(times) < 2:
-        return 0
-    within = np.ones(len(times) - 1, dtype=bool)
-    within[np.asarray(offsets[1:-1], dtype=np.int64) - 1] = False  # the step into each later series' first row
-    steps = _seconds(np.diff(times)[within])
-    if len(steps) == 0:
-        return 0
-    usual = float(np.partition(steps, (len(steps) - 1) // 2)[(len(steps) - 1) // 2])
-    return next((season for low, high, season in SEASONS if low <= usual <= high), 0)
-
-
-def _seconds(steps: np.ndarray) -> np.ndarray:
-    """Time steps as float64 seconds (keeping any sub-second part); numeric steps as they are."""
-    return steps / np.timedelta64(1, "s") if steps.dtype.kind == "m" else steps.astype(np.float64)
-
-
-def _time_values(table: pa.Table, time_column: str | None) -> np.ndarray | None:
-    """Sortable time per row: float64 for numbers; datetime64 for dates (unit us), timestamps (their own unit)
-    and text (unit us, see `_text_times`). Zoned times become UTC. Raises DataError for missing values and for
-    a column that is none of these."""
-    if time_column is None:
-        return None
-    column = table.column(time_column).combine_chunks()
-    if column.null_count:
-        raise DataError(
-            "data.time_column", f"column {time_column!r} has {column.null_count} missing values; fill or drop them"
-        )
-    kind = column.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        return column.to_numpy(zero_copy_only=False).astype(np.float64)
-    if pa.types.is_timestamp(kind):
-        return pc.cast(column, pa.timestamp(kind.unit)).to_numpy(zero_copy_only=False)
-    if pa.types.is_date(kind):
-        return pc.cast(column, pa.timestamp("us")).to_numpy(zero_copy_only=False)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return _text_times(column, time_column)
-    raise DataError("data.time_column", f"column {time_column!r} is {kind}, which cannot be ordered; use {TIME_FORMS}")
-
-
-def _text_times(column: pa.Array, time_column: str) -> np.ndarray:
-    """ISO 8601 text as datetime64[us]: dates and timestamps (sub-second parts kept; with Z or an offset they
-    become UTC), and the first day of a year `2024`, month `2024-01` / `2024/01` or quarter `2024Q1` /
-    `2024-Q1` / `2024 Q1`. Raises DataError naming the accepted forms for any other text."""
-    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
-    for pattern, replacement in PERIOD_TEXT:
-        text = pc.replace_substring_regex(text, pattern=pattern, replacement=replacement)
-    zoned = pc.match_substring_regex(text, ZONE)
-    try:
-        local = pc.cast(pc.if_else(zoned, None, text), pa.timestamp("us"))
-        utc = pc.cast(pc.cast(pc.if_else(zoned, text, None), pa.timestamp("us", "UTC")), pa.timestamp("us"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        raise DataError(
-            "data.time_column",
-            f"column {time_column!r} cannot be read as times ({one_line(err, limit=160)}); use {TIME_FORMS}",
-        ) from None
-    return pc.if_else(zoned, utc, local).to_numpy(zero_copy_only=False)
-
-
-def _check_unique_times(times: np.ndarray, id_codes: np.ndarray, time_column: str | None) -> None:
-    same = (times[1:] == times[:-1]) & (id_codes[1:] == id_codes[:-1])
-    if same.any():
-        example = times[1:][same][0]
-        shown = np.datetime_as_string(example, unit="auto") if times.dtype.kind == "M" else example
-        raise DataError(
-            "data.time_column",
-            f"{int(same.sum())} rows repeat a time within one series (e.g. {shown}) in {time_column!r}; "
-            "set data.id_column if the table holds several series, or remove the duplicates",
-        )
-
-
-def _gap_notes(times: np.ndarray, id_codes: np.ndarray, time_column: str | None) -> list[str]:
-    """One note counting the steps much longer than the usual one (the median step)."""
-    within = id_codes[1:] == id_codes[:-1]
-    steps = np.diff(times)[within]
-    if len(steps) == 0:
-        return []
-    numbers = _seconds(steps)
-    usual = float(np.median(numbers))
-    gaps = numbers > GAP_FACTOR * usual
-    if not gaps.any():
-        return []
-    unit = " s" if steps.dtype.kind == "m" else ""
-    return [
-        f"data.time_column: {int(gaps.sum())} gaps in {time_column!r} (usual step {usual:g}{unit}, longest "
-        f"{float(numbers.max()):g}{unit}); windows run across them as if the rows were consecutive"
-    ]
 
 
 def _numeric(table: pa.Table, name: str, spec: RowSpec) -> np.ndarray:
@@ -338,12 +266,17 @@ def _numeric(table: pa.Table, name: str, spec: RowSpec) -> np.ndarray:
 
 
 def _objects(table: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(table.column(name).to_pylist(), dtype=object)
+    """The column's values as Python objects; None where missing (NaN too, which would be a category per row)."""
+    column = table.column(name)
+    values = np.empty(len(column), dtype=object)
+    values[:] = column.to_pylist()
+    values[missing_cells(column)] = None
+    return values
 
 
 def _labels(table: pa.Table, spec: RowSpec) -> np.ndarray:
     (label,) = spec.targets
-    column = table.column(label)
-    if column.null_count:
-        raise DataError("data.target", f"column {label!r} has {column.null_count} rows without a label")
+    missing = missing_cells(table.column(label))
+    if missing.any():
+        raise missing_error("data.target", label, missing)
     return _objects(table, label)

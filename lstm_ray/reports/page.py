@@ -23,7 +23,9 @@ from mlflow.exceptions import MlflowException
 
 from lstm_ray import outcomes
 from lstm_ray.config import StorageConfig, TrackingConfig, load_config
+from lstm_ray.config.rules import check_storage_path
 from lstm_ray.errors import ConfigError
+from lstm_ray.redaction import redact
 from lstm_ray.reports.record import MIN_GROUPS, MIN_TRIALS_PER_GROUP, SweepRecord, importance, importance_hidden
 from lstm_ray.storage import as_uri
 from lstm_ray.tracking.outbox import replay_spilled
@@ -130,6 +132,10 @@ def report_sweep(
     and the experiment). Without `run_id`, the experiment's latest sweep. Raises ConfigError when the
     experiment or run does not exist.
     """
+    if storage is not None:
+        check_storage_path("--storage", storage)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError("--out", f"{out} is a file, not a folder; name the folder the report goes into")
     experiment_name, tracking, storage_cfg = name, TrackingConfig(), StorageConfig()
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         cfg = load_config(name)
@@ -140,7 +146,9 @@ def report_sweep(
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         known = ", ".join(e.name for e in client.search_experiments()) or "none"
-        raise ConfigError("NAME", f"no MLflow experiment {experiment_name!r} at {uri}; experiments there: {known}")
+        raise ConfigError(
+            "NAME", f"no MLflow experiment {experiment_name!r} at {redact(uri)}; experiments there: {known}"
+        )
     if run_id is None:
         sweeps = client.search_runs(
             [experiment.experiment_id],
@@ -161,7 +169,7 @@ def _check_run(client: Any, run_id: str, uri: str) -> None:
     try:
         client.get_run(run_id)
     except MlflowException:
-        raise ConfigError("--run", f"no run {run_id!r} at {uri}; pass a sweep's parent run id") from None
+        raise ConfigError("--run", f"no run {run_id!r} at {redact(uri)}; pass a sweep's parent run id") from None
 
 
 def _folder_part(name: str) -> str:

@@ -3,6 +3,8 @@
     nodes = [n for n in ray.nodes() if n["Alive"]]
     types = node_types(nodes)                   # what the autoscaler can add
     fits(trial_demand(cfg), nodes[0]["Resources"])
+    refuse_unfit_trial(cfg, [n["Resources"] for n in nodes], types)   # ConfigError: Tune would wait forever
+    check_this_machine(cfg)                     # the same before Ray starts in process, and the precision probe
 
 Ray 2.60 has no public API for the node types an autoscaler may launch: the v2 autoscaler reports them to the
 GCS (`ray._private.state`, which Ray Data reads too); the v1 autoscaler (`ray up`, `ray start
@@ -12,20 +14,26 @@ GCS (`ray._private.state`, which Ray Data reads too); the v1 autoscaler (`ray up
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lstm_ray.config import ExperimentConfig
+from lstm_ray.errors import ConfigError
 
 __all__ = [
     "UNLIMITED",
     "NodeType",
     "autoscaler_config",
+    "check_this_machine",
     "fits",
     "how_many_fit",
     "node_types",
     "node_types_from_config",
+    "refuse_unfit_trial",
+    "this_machine",
     "trial_demand",
 ]
 
@@ -40,6 +48,7 @@ class NodeType:
 
 
 UNLIMITED = -1
+RESOURCE_KEYS = {"CPU": "resources.cpu", "GPU": "resources.gpu", "memory": "resources.memory_mb"}
 
 
 def trial_demand(cfg: ExperimentConfig) -> dict[str, float]:
@@ -55,6 +64,70 @@ def how_many_fit(demand: dict[str, float], resources: dict[str, float]) -> int:
 
 def fits(demand: dict[str, float], resources: dict[str, float]) -> bool:
     return all(resources.get(key, 0.0) >= amount for key, amount in demand.items())
+
+
+def refuse_unfit_trial(
+    cfg: ExperimentConfig,
+    nodes: Sequence[dict[str, float]],
+    types: Sequence[NodeType] = (),
+    where: str = "the largest node",
+) -> None:
+    """Raise ConfigError when a trial fits none of `nodes` (each node's resources) and no node type the autoscaler
+    can add: Tune would wait for it forever. Names the first resources.* key that no node has enough of, what a
+    trial asks and what `where` (the largest node) has, or "resources" when each fits somewhere but no node has
+    them all."""
+    demand = trial_demand(cfg)
+    addable = [t for t in types if t.max_workers != 0]
+    if any(fits(demand, node) for node in nodes) or any(not t.resources or fits(demand, t.resources) for t in addable):
+        return
+    sizes = [*nodes, *(t.resources for t in addable)]
+    most = {key: max((size.get(key, 0.0) for size in sizes), default=0.0) for key in demand}
+    named = "; node types: " + ", ".join(f"{t.name} ({_amounts(t.resources)})" for t in addable) if addable else ""
+    short = [key for key in demand if demand[key] > most[key]]
+    if not short:
+        raise ConfigError(
+            "resources",
+            f"a trial asks for {_amounts(demand)} and no node has all of it{named}; lower resources.cpu, "
+            "resources.gpu or resources.memory_mb",
+        )
+    key = short[0]
+    raise ConfigError(
+        RESOURCE_KEYS[key],
+        f"a trial asks for {_amount(key, demand[key])} but {where} has {_amount(key, most[key])}{named}; lower "
+        f"{RESOURCE_KEYS[key]}, or run the sweep on a cluster with a node that large (--address)",
+    )
+
+
+def this_machine() -> dict[str, float]:
+    """What the Ray started in this process (no address) can give trials: this machine's CPUs, its visible GPUs
+    and its memory (more than Ray's `memory`, so a request this allows may still fit no node once Ray runs)."""
+    import torch
+
+    try:
+        memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # no sysconf here: leave memory to the check after Ray starts
+        memory = math.inf
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count()), "memory": memory}
+
+
+def check_this_machine(cfg: ExperimentConfig) -> None:
+    """Before the Ray of this process starts: ConfigError when a trial fits none of this machine's resources, or
+    its device cannot train the configured precision (`train/precision_probe.py`). Imports no Ray."""
+    from lstm_ray.train.precision_probe import check_precision
+
+    refuse_unfit_trial(cfg, [this_machine()], where="this machine (no --address: Ray starts here)")
+    check_precision(cfg)
+
+
+def _amount(key: str, value: float) -> str:
+    if key == "memory":
+        return f"{value / 2**20:.0f} MB" if math.isfinite(value) else "unknown MB"
+    number = int(value) if float(value).is_integer() else value
+    return f"{number} {key}" + ("s" if key in ("CPU", "GPU") and number != 1 else "")
+
+
+def _amounts(resources: dict[str, float]) -> str:
+    return ", ".join(_amount(key, resources[key]) for key in RESOURCE_KEYS if key in resources) or "nothing"
 
 
 def node_types(nodes: list[dict]) -> list[NodeType]:

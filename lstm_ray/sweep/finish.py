@@ -10,11 +10,12 @@ The report is drawn here (reports/) and handed to the tracker as a folder: track
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 from ray import tune
@@ -23,6 +24,7 @@ from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import WindowSetting, window_setting
+from lstm_ray.errors import one_line
 from lstm_ray.reports.page import write_report
 from lstm_ray.reports.record import SweepRecord
 from lstm_ray.sweep.comparison import BaselineComparison, compare_to_baselines, forecast_frame
@@ -37,6 +39,8 @@ from lstm_ray.train.models import model_from_state
 from lstm_ray.train.training import evaluate, predict
 
 INTERRUPTED = "the sweep was interrupted; `lstm-ray resume` continues it"
+FAILURES_ARTIFACT = "failures.txt"  # a failed sweep's parent run: each reason, with the trials it hit
+TAG_LIMIT = 5000  # characters MLflow keeps of a tag value
 
 
 @dataclass
@@ -68,14 +72,12 @@ def finish_sweep(
     reevaluation: Reevaluation | None = None,
 ) -> SweepSummary:
     """Score the winner (the re-evaluated one when there is a re-evaluation) on the test split, log it,
-    its manifest and the sweep's results, and close the parent run. Raises RuntimeError (the parent run closed
-    FAILED) when no trial reported the metric."""
+    its manifest and the sweep's results, and close the parent run. Raises `outcomes.SweepFailed` (the parent
+    run closed FAILED with the reasons) when no trial reported the metric."""
     metric, mode = cfg.search.metric, cfg.search.mode
-    failures = {r.metrics.get("trial_id", r.path): error_line(r.error) for r in results if r.error is not None}
-    scored = [r for r in results if r.metrics_dataframe is not None and metric in r.metrics_dataframe]
-    if not scored:
-        tracker.finish({}, {TAG_ERROR: "no trial reported a result"}, status="FAILED")
-        raise RuntimeError(f"no trial reported {metric}; every trial failed: {failures}")
+    failures = {_trial_id(r): error_line(r.error) for r in results if r.error is not None}
+    if not scored_trials(results, metric):
+        end_without_winner(cfg, results, tracker, started, failures)
     winner = pick_winner(results, metric, mode)
     best = reevaluation.best if reevaluation else winner.result
     state = load_checkpoint_state(
@@ -125,6 +127,59 @@ def finish_sweep(
         tie_note="" if reevaluation else winner.note,
         leaderboard=record.leaderboard(),
     )
+
+
+def scored_trials(results: tune.ResultGrid, metric: str) -> list[tune.Result]:
+    """The trials that reported `metric` at least once."""
+    return [r for r in results if r.metrics_dataframe is not None and metric in r.metrics_dataframe]
+
+
+def end_without_winner(
+    cfg: ExperimentConfig,
+    results: tune.ResultGrid,
+    tracker: SweepTracker | UntrackedSweep,
+    started: float,
+    failures: dict[str, str],
+) -> NoReturn:
+    """Close the parent run of a sweep no trial of which reported the metric FAILED, its `lstm_ray.error` tag and
+    FAILURES_ARTIFACT saying why (each distinct reason with the trials it hit), and raise `outcomes.SweepFailed`
+    with a summary of the sweep for the CLI's closing lines."""
+    unreported = {_trial_id(r): no_report_reason(cfg) for r in results if r.error is None}
+    reasons = outcomes.reasons_by_trial(failures | unreported)
+    lines = outcomes.reason_lines(reasons)
+    elapsed = time.monotonic() - started
+    tracker.log_text("\n".join(lines) + "\n", FAILURES_ARTIFACT)
+    tag = one_line(f"no trial reported {cfg.search.metric}: {'; '.join(lines)}", TAG_LIMIT)
+    tracker.finish({"sweep_seconds": elapsed}, {TAG_ERROR: tag}, status="FAILED")
+    summary = SweepSummary(
+        name=cfg.name,
+        metric=cfg.search.metric,
+        mode=cfg.search.mode,
+        best_params={},
+        best_value=math.nan,
+        test_metrics={},
+        counts=dict(tracker.callback.outcome_counts),
+        parent_run_id=tracker.parent_run_id,
+        model_uri="",
+        storage_path=results.experiment_path,
+        elapsed_s=elapsed,
+        failures=failures,
+    )
+    raise outcomes.SweepFailed(reasons, summary, cfg.tracking.uri)
+
+
+def no_report_reason(cfg: ExperimentConfig) -> str:
+    """Why a trial that did not fail reported nothing: the time budget ended it before its first epoch did."""
+    if cfg.search.time_budget is not None:
+        return (
+            f"search.time_budget {cfg.search.time_budget!r} ran out before the trial finished its first epoch; "
+            "raise search.time_budget or make an epoch cheaper (a larger data.stride, a smaller model.hidden_size)"
+        )
+    return f"ended before its first epoch reported {cfg.search.metric}"
+
+
+def _trial_id(result: tune.Result) -> str:
+    return str(result.metrics.get("trial_id") or result.path.rsplit("/", 1)[-1])
 
 
 def _scores(model: Any, data: PreparedData, setting: WindowSetting) -> dict[str, dict[str, float]]:

@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 
 from lstm_ray.config import ExperimentConfig, apply_params
+from lstm_ray.redaction import redact_values
 from lstm_ray.tracking.sweep import git_state
 
 PACKAGES = ("lstm-ray", "torch", "ray", "mlflow", "numpy", "pyarrow", "hyperopt", "optuna", "scikit-learn")
 
 
 def build_manifest(cfg: ExperimentConfig, data: Any, params: dict[str, Any], reevaluation: Any = None) -> dict:
-    """The manifest of the winner with searched values `params` (a re-evaluation adds its seeds and scores)."""
+    """The manifest of the winner with searched values `params` (a re-evaluation adds its seeds and scores); URIs
+    in it have their credentials masked."""
     winner = apply_params(cfg, params).to_dict()
     winner["search"] |= {
         "algorithm": "random",
@@ -49,7 +51,7 @@ def build_manifest(cfg: ExperimentConfig, data: Any, params: dict[str, Any], ree
             {"params": c.params, "sweep_value": c.sweep_value, "values": c.values, "mean": c.mean, "std": c.std}
             for c in reevaluation.candidates
         ]
-    return manifest
+    return redact_values(manifest)
 
 
 def fingerprint(data: Any) -> str:

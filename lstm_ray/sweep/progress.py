@@ -129,6 +129,9 @@ RAY_NOTICES = {
     # Every new local Ray turns token auth on by itself (token in ~/.ray/auth_token) and warns that it did, on every
     # run. Only the warning goes: the mode stays Ray's, RAY_AUTH_MODE untouched (docs/cluster.md: token everywhere).
     "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster",
+    # A trial that search.time_budget stopped before its first epoch has no result file; the summary names the
+    # budget as its reason (`sweep/finish.py`).
+    "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics for",
 }
 
 

@@ -9,7 +9,8 @@ experiment state (`Tuner.restore`: finished trials stay finished, unfinished one
 checkpoint, the searcher keeps what it learned), reopens the same parent run and continues each trial's child
 run instead of opening a new one (a run the interrupt ended KILLED, tagged `lstm_ray.resumes`, is RUNNING
 again). The parent run ends FINISHED when the sweep does; from here on a resumed sweep ends as a new one does
-(`tuning.complete_sweep`).
+(`tuning.complete_sweep`). Before anything is unpickled, the folder's state files are checked against the
+signatures its driver wrote (`signing.verify_sweep`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.fs as pafs
 
 from lstm_ray.storage import find_sweep, load_resume_info
+from lstm_ray.sweep.signing import Signatures, verify_sweep
 
 if TYPE_CHECKING:
     from lstm_ray.sweep.finish import SweepSummary
@@ -40,12 +42,17 @@ def resume_sweep(
     resume_errored: bool = False,
     address: str | None = None,
     verbose: bool = False,
+    trust_unsigned: bool = False,
 ) -> SweepSummary:
     """Continue the sweep `name_or_path` names to its end; returns its summary.
 
     Errored trials stay failed unless `resume_errored` (continue from their last checkpoint) or
-    `restart_errored` (train them again from scratch). Raises KeyboardInterrupt when interrupted again.
+    `restart_errored` (train them again from scratch). Raises KeyboardInterrupt when interrupted again, and
+    ConfigError before anything is unpickled when the folder's state files are not the ones its driver signed
+    (`signing.verify_sweep`; `trust_unsigned` skips that check).
     """
+    folder = find_sweep(name_or_path, storage)
+    verified = verify_sweep(folder, trust_unsigned)
     # Imported here, not with the module: the CLI imports it and reports a wrong sweep name before Ray loads.
     from ray import tune
 
@@ -54,7 +61,6 @@ def resume_sweep(
     from lstm_ray.tracking.callbacks import OutcomeCounter, TrialLogger
     from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep
 
-    folder = find_sweep(name_or_path, storage)
     cfg, parent_run_id, cwd = load_resume_info(folder)
     if Path(cwd).is_dir():
         os.chdir(cwd)  # relative paths in the config (data, tracking.uri) mean what they meant at the start
@@ -68,6 +74,7 @@ def resume_sweep(
     )
     # Tune unpickled the sweep's callbacks; the TrialLogger among them re-finds the existing child runs.
     callbacks = tuner._local_tuner.get_run_config().callbacks
+    sign_resumed(callbacks, verified)
     logger = next((c for c in callbacks if isinstance(c, TrialLogger)), None)
     if logger is None:  # tracking.enabled: false
         tracker = UntrackedSweep(next(c for c in callbacks if isinstance(c, OutcomeCounter)))
@@ -76,6 +83,18 @@ def resume_sweep(
         tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
         logger.continue_runs(snapshot.trials, saved_results(snapshot), resumed_from)
     return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
+
+
+def sign_resumed(callbacks: list[Any], verified: Signatures) -> None:
+    """The restored sweep's signer (a new one for a sweep from before signing) carries on from the `verified`
+    digests of the folder."""
+    from lstm_ray.sweep.signer import SweepSigner
+
+    signer = next((c for c in callbacks if isinstance(c, SweepSigner)), None)
+    if signer is None:
+        signer = SweepSigner()
+        callbacks.append(signer)
+    signer.carry_over(verified)
 
 
 def recover_deleted_checkpoints(trials: list[Any]) -> dict[str, int]:

@@ -23,6 +23,7 @@ from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import window_setting
 from lstm_ray.errors import one_line
+from lstm_ray.redaction import redact_values
 from lstm_ray.train.crossval import FoldTrainers
 from lstm_ray.train.training import Trainer, carry_hyperparameters, run_epochs, seed_everything, select_device
 from lstm_ray.train.transfer import CHECKPOINT_FILE, assemble_model
@@ -44,7 +45,7 @@ def _train(cfg: ExperimentConfig, data: PreparedData) -> None:
     seed_everything(cfg.train.seed)
     data = data.for_config(cfg.data)  # the variant prepared for this trial's searched data.scaling etc.
     trainer = build_trainer(cfg, data, select_device(prefer_gpu=cfg.resources.gpu > 0))
-    extra = {"config": cfg.to_dict(), "preprocessing": data.preprocessing_state()}
+    extra = {"config": redact_values(cfg.to_dict()), "preprocessing": data.preprocessing_state()}
 
     def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as folder:

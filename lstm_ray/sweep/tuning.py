@@ -30,10 +30,19 @@ from lstm_ray.search.budgets import TargetReached, limit_trials
 from lstm_ray.search.schedulers import build_scheduler
 from lstm_ray.search.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
 from lstm_ray.storage import as_uri, save_resume_info, sweep_folder_name
-from lstm_ray.sweep.capacity import UNLIMITED, NodeType, how_many_fit, node_types, trial_demand
-from lstm_ray.sweep.finish import SweepSummary, close_failed, closed_on_failure, finish_sweep
+from lstm_ray.sweep.capacity import (
+    UNLIMITED,
+    NodeType,
+    check_this_machine,
+    how_many_fit,
+    node_types,
+    refuse_unfit_trial,
+    trial_demand,
+)
+from lstm_ray.sweep.finish import SweepSummary, close_failed, closed_on_failure, finish_sweep, scored_trials
 from lstm_ray.sweep.progress import ProgressLine, drop_ray_notices, shorten_trial_errors
 from lstm_ray.sweep.reevaluate import Reevaluation, reevaluate
+from lstm_ray.sweep.signer import SweepSigner
 from lstm_ray.sweep.trainable import checkpoint_config, result_loggers, train_trial
 from lstm_ray.sweep.warm_start import warm_start_points
 from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep, start_tracking
@@ -97,6 +106,8 @@ def run_sweep(
     KeyboardInterrupt when the sweep was interrupted (Ctrl-C): its state is saved for `lstm-ray resume`.
     """
     started = time.monotonic()  # the one clock of the sweep: progress line and summary
+    if address is None and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized():
+        check_this_machine(cfg)  # before Ray starts here: a trial too large for this machine, a precision it cannot run
     ray_start = f"joining Ray at {address}" if address else "starting Ray"
     print(f"Sweep {cfg.name}: {ray_start} and MLflow ...", flush=True)  # at once: Ray takes seconds to start
     if cfg.resources.max_failures is None:
@@ -125,7 +136,7 @@ def run_sweep(
             searcher=searcher,
             slots=slots,
             name=name,
-            callbacks=[tracker.callback, line, *(callbacks or [])],
+            callbacks=[tracker.callback, line, SweepSigner(), *(callbacks or [])],
             verbose=verbose,
         )
     return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
@@ -189,13 +200,17 @@ def _local_store(uri: str) -> bool:
 
 
 def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> int:
-    """Start (or join) Ray; returns the number of trial slots."""
+    """Start (or join) Ray; returns the number of trial slots. ConfigError when a trial fits no live node and no
+    node type the cluster's autoscaler can add."""
     drop_ray_notices()
     start_ray(address, verbose)
     if not verbose:
         shorten_trial_errors()
     # Only a cluster Ray was asked to join can autoscale; the in-process one never does.
-    return trial_slots(cfg, node_types([n for n in ray.nodes() if n["Alive"]]) if address else ())
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    types = node_types(nodes) if address else []
+    refuse_unfit_trial(cfg, [n["Resources"] for n in nodes], types)  # Tune would wait for such a trial forever
+    return trial_slots(cfg, types)
 
 
 @contextlib.contextmanager
@@ -296,8 +311,8 @@ def reevaluated(
     tracker: SweepTracker | UntrackedSweep,
     slots: int,
 ) -> Reevaluation | None:
-    """The top-k re-evaluation `search.reevaluate` asks for, or None."""
-    if cfg.search.reevaluate is None:
+    """The top-k re-evaluation `search.reevaluate` asks for, or None (also when no trial has a score)."""
+    if cfg.search.reevaluate is None or not scored_trials(results, cfg.search.metric):
         return None
     return reevaluate(cfg, results, trainable=trainable(cfg, data), tracker=tracker, slots=slots)
 

@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from lstm_ray.errors import one_line
+from lstm_ray.redaction import redact
 from lstm_ray.storage import as_uri
 from lstm_ray.tracking.runs import ROLE_TRIAL, TAG_MODEL_URI, TAG_ROLE, TAG_TRIAL_ID, open_client
 
@@ -317,10 +318,11 @@ def log_in_batches(
 
 
 def param_value(value: Any) -> str:
-    """A param's value as MLflow keeps it, at most 6000 characters: a longer value is cut and ends with '...'."""
+    """A param's value as MLflow keeps it, at most 6000 characters: a longer value is cut and ends with '...'; a
+    URI's credentials are masked (`redaction.redact`)."""
     if hasattr(value, "item"):
         value = value.item()
-    text = str(value)
+    text = redact(str(value))
     return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
 
 

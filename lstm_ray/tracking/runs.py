@@ -11,6 +11,8 @@ A sweep is a parent run tagged `lstm_ray.role` = sweep with one child run per tr
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import logging
 import os
 from typing import Any
 
@@ -22,7 +24,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from lstm_ray import outcomes
 from lstm_ray.errors import ConfigError, one_line
+from lstm_ray.redaction import credential_variables, redact, split_credentials
 from lstm_ray.tracking.sqlite_store import seed_store
+
+log = logging.getLogger(__name__)
 
 TAG_ROLE = "lstm_ray.role"  # ROLE_SWEEP on a sweep's parent run, ROLE_TRIAL on a trial's child run
 TAG_CONFIG_NAME = "lstm_ray.config_name"  # the parent's: the config's `name`
@@ -56,18 +61,39 @@ CLIENT_DEFAULTS = {
 
 def open_client(uri: str) -> MlflowClient:
     """A client for `uri` with short HTTP retries and no chatter (an environment variable already set wins); a new
-    local SQLite store is seeded first (`sqlite_store.py`). The process-wide tracking URI is left as it is."""
+    local SQLite store is seeded first (`sqlite_store.py`). The process-wide tracking URI is left as it is.
+    Credentials in an http(s) `uri` go to MLflow's environment variables (`credentials_to_environment`)."""
     for name, value in CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    uri = credentials_to_environment(uri)
     seed_store(uri)
     return MlflowClient(uri)
+
+
+def credentials_to_environment(uri: str) -> str:
+    """`uri` without its user and password, which go to MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD: the
+    client's URI, which the outbox spills and Tune pickles with the sweep's callbacks, then holds no password. A
+    masked URI (`user:***@`, as lstm-ray saves it) loses its user too, so variables the user set apply."""
+    variables = credential_variables(uri)
+    if variables:
+        os.environ.update(variables)
+        _warn_credentials_in_uri()
+    return split_credentials(uri)[0]
+
+
+@functools.cache
+def _warn_credentials_in_uri() -> None:
+    log.warning(
+        "warning: tracking.uri carries a password; lstm-ray masks it wherever it logs, saves or prints the URI, but "
+        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead (`lstm-ray resume` needs them)"
+    )
 
 
 def connect(uri: str) -> MlflowClient:
     """`open_client(uri)`, with `uri` also made the process-wide tracking URI, so that MLflow's fluent API
     (`mlflow.pyfunc.load_model` in a notebook after a sweep) reads the same store."""
     client = open_client(uri)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(client.tracking_uri)
     return client
 
 
@@ -106,7 +132,8 @@ def sweep_trials(tracking_uri: str, name: str, metric: str, key: str = "search.w
         try:
             parents = [client.get_run(name)]
         except MlflowException:
-            raise ConfigError(key, f"{name!r} is neither an MLflow experiment nor a run at {tracking_uri}") from None
+            where = redact(tracking_uri)
+            raise ConfigError(key, f"{name!r} is neither an MLflow experiment nor a run at {where}") from None
         if parents[0].data.tags.get(TAG_ROLE) != ROLE_SWEEP:
             raise ConfigError(key, f"run {name} is not a sweep's parent run; name the parent or its experiment")
     trials = []
@@ -136,7 +163,8 @@ def why_unreachable(uri: str, timeout_s: float) -> str:
     os.environ.update(quick)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     try:
-        pool.submit(MlflowClient(uri).search_experiments, max_results=1).result(timeout=timeout_s)
+        client = MlflowClient(credentials_to_environment(uri))
+        pool.submit(client.search_experiments, max_results=1).result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
         return f"no answer within {timeout_s:g} s"
     except Exception as err:  # MLflow raises many kinds (connection, auth, bad URI): each is the answer
@@ -163,4 +191,4 @@ def _gist(err: BaseException) -> str:
     ):
         if marker in text:
             return gist
-    return one_line(err)
+    return redact(one_line(err))

@@ -34,6 +34,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_LOGGED_ARTIFACTS
 from lstm_ray.config import ExperimentConfig, dotted_keys
 from lstm_ray.data.prepared import PreparedData
 from lstm_ray.errors import ConfigError, one_line
+from lstm_ray.redaction import redact
 from lstm_ray.search.fidelity import asha_rungs
 from lstm_ray.storage import as_uri
 from lstm_ray.tracking.callbacks import OutcomeCounter, TrialLogger
@@ -78,18 +79,19 @@ class SweepTracker:
         except MlflowException as err:
             raise ConfigError(
                 "tracking.uri",
-                f"cannot reach MLflow at {cfg.tracking.uri} ({one_line(err, 200)}); start the server "
+                f"cannot reach MLflow at {redact(cfg.tracking.uri)} ({redact(one_line(err, 200))}); start the server "
                 "(scripts/mlflow_server.py) or point tracking.uri elsewhere",
             ) from None
         run_id = parent.info.run_id
         log_in_batches(client, run_id, params=sweep_params(cfg, data))  # the config has over 100 keys
-        client.log_text(run_id, config_text, "config.yaml")
+        client.log_text(run_id, redact(config_text), "config.yaml")
         replay_spilled(as_uri(cfg.storage.path), timeout=cfg.tracking.flush_timeout_s)
         search = cfg.search
         max_t = search.max_t or cfg.train.max_epochs
         rungs = tuple(asha_rungs(search.scheduler, search.grace_period, search.reduction_factor, max_t))
+        # The client's URI: without the password (`runs.credentials_to_environment`), as Tune pickles the logger.
         logger = TrialLogger(
-            cfg.tracking.uri, experiment_id, run_id, cfg.train.max_epochs, rungs=rungs, git_commit=commit
+            client.tracking_uri, experiment_id, run_id, cfg.train.max_epochs, rungs=rungs, git_commit=commit
         )
         return cls(client, run_id, logger, cfg)
 
@@ -106,8 +108,9 @@ class SweepTracker:
         except MlflowException as err:
             raise ConfigError(
                 "tracking.uri",
-                f"cannot reach the sweep's parent run {parent_run_id} at {cfg.tracking.uri} ({one_line(err, 200)}); "
-                "start the server it was logged to",
+                f"cannot reach the sweep's parent run {parent_run_id} at {redact(cfg.tracking.uri)} "
+                f"({redact(one_line(err, 200))}); start the server it was logged to (credentials: "
+                "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)",
             ) from None
         return cls(client, parent_run_id, logger, cfg)
 
@@ -235,7 +238,7 @@ class SweepTracker:
             log.warning(
                 "MLflow at %s stayed unreachable: %d writes kept in %s; `lstm-ray report %s` or the next sweep "
                 "sends them",
-                self.client.tracking_uri,
+                redact(self.client.tracking_uri),
                 len(outbox.unsent()),
                 folder,
                 self.cfg.experiment_name,

@@ -3,6 +3,7 @@
     forecast_metrics(predicted, actual, mask, naive_mae)  # rmse, mae, mase, mape, smape, in the data's units
     classification_metrics(logits, labels)  # {"loss", "accuracy", "f1", "auc"}
     baseline_scores(data, setting)  # {"last_value.val_rmse": 0.94, ...}: the naive baselines, scored the same way
+    check_metric("val_mape", data)  # DataError when the data cannot give the metric a value (zeros, one class)
 
 `TASK_METRICS` (defined with the config schema, `lstm_ray.config.schema`) names every validation metric a task
 reports and whether it is minimised or maximised. This module needs numpy alone; scikit-learn is imported lazily.
@@ -15,9 +16,11 @@ import numpy as np
 from lstm_ray.config.schema import TASK_METRICS
 from lstm_ray.data.baselines import baseline_forecasts, baseline_probabilities
 from lstm_ray.data.prepared import PreparedData
+from lstm_ray.data.splits import VAL
 from lstm_ray.data.windows import WindowSetting
+from lstm_ray.errors import DataError
 
-__all__ = ["TASK_METRICS", "baseline_scores", "classification_metrics", "forecast_metrics"]
+__all__ = ["TASK_METRICS", "baseline_scores", "check_metric", "classification_metrics", "forecast_metrics"]
 
 
 def forecast_metrics(
@@ -57,6 +60,38 @@ def _errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
         "mape": mape,
         "smape": float(np.mean(ratio) * 100),
     }
+
+
+def check_metric(metric: str, data: PreparedData) -> None:
+    """Raise DataError naming search.metric when `data` cannot give `metric` a finite value: MAPE on a target with
+    zeros (their scaled round trip comes back as tiny values, so MAPE explodes and the search optimises that),
+    AUC on a validation split that holds one class."""
+    if metric == "val_mape" and data.history is not None:
+        zeros = (data.history == 0) & (data.observed if data.observed is not None else True)
+        if zeros.any():
+            column = data.target_columns[int(np.argwhere(zeros)[0][1])]
+            raise DataError(
+                "search.metric",
+                f"val_mape divides by the target, and {column!r} has {int(zeros.sum())} zero values; "
+                "use val_smape or val_mase",
+            )
+    if metric == "val_auc" and data.labels is not None:
+        for where, val in _validation_splits(data):
+            classes = np.unique(data.labels[val])
+            if len(classes) < 2:
+                names = [data.class_names[int(c)] for c in classes]
+                raise DataError(
+                    "search.metric",
+                    f"val_auc needs two classes in every validation split, but {where} holds only {names}; "
+                    "use val_loss or val_accuracy, or set data.val_fraction (or data.split_column) so it holds both",
+                )
+
+
+def _validation_splits(data: PreparedData) -> list[tuple[str, np.ndarray]]:
+    """(name, sequence mask) of each validation split the trials score: every cv fold's, else the holdout's."""
+    if data.fold_codes:
+        return [(f"fold {k}'s validation part", codes == VAL) for k, codes in enumerate(data.fold_codes)]
+    return [("the validation split", data.codes == VAL)]
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +25,14 @@ import torch
 
 from lstm_ray.config import ExperimentConfig
 from lstm_ray.errors import ConfigError, one_line
+from lstm_ray.redaction import redact
 from lstm_ray.train.embeddings import read_vectors
 from lstm_ray.train.models import SequenceModel, build_model, model_from_state, part_of
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
+UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", re.S)
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 REPLACEABLE = ("attention", "head")  # parts that may start fresh when the source's differ
 DECIDED_BY = {
@@ -68,13 +70,29 @@ def load_source(source: str, tracking_uri: str | None = None) -> dict[str, torch
         raise ConfigError("model.init_from", f"no checkpoint at {str(path)!r}; give a checkpoint.pt or its folder")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # not weights-only: code, or not a checkpoint
+    except Exception as err:  # code, not weights only; or bytes that are no checkpoint (KeyError, EOFError, ...)
         raise ConfigError(
-            "model.init_from", f"{str(path)!r} does not load as weights only: {one_line(err, 200)}"
+            "model.init_from",
+            f"{str(path)!r} does not load as weights only ({_load_error(err)}); "
+            "give the checkpoint.pt of an lstm-ray trial or its folder",
         ) from None
-    if not isinstance(state, dict) or "model" not in state:
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise ConfigError("model.init_from", f"{str(path)!r} is not an lstm-ray checkpoint (no 'model' weights)")
-    return state["model"]
+    return weights
+
+
+def check_init_from(cfg: ExperimentConfig) -> None:
+    """Open model.init_from as every trial will (`load_source`), so a source that does not load is one ConfigError
+    before Ray starts, not a failure in each trial."""
+    if cfg.model.init_from:
+        load_source(cfg.model.init_from, cfg.tracking.uri)
+
+
+def _load_error(err: Exception) -> str:
+    """torch.load's reason in a line: for the weights-only unpickler, its own few words from a page of advice."""
+    found = UNPICKLER_DETAIL.search(str(err))
+    return f"{type(err).__name__}: {one_line(found[1] if found else err, 120)}"
 
 
 def initialise_from(model: torch.nn.Module, source: dict[str, torch.Tensor], name: str) -> list[str]:
@@ -115,12 +133,21 @@ def _describe(key: str, ours: torch.Tensor, theirs: torch.Tensor | None) -> str:
 
 
 def _mlflow_weights(uri: str, tracking_uri: str | None) -> dict[str, Any]:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # imported first: importing mlflow sets its loggers' levels
 
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    mlflow_log.setLevel(logging.WARNING)  # a new SQLite store logs its tables' creation: an error stays one line
     try:
         model = load_network(uri, tracking_uri)
-    except MlflowException as err:
-        raise ConfigError("model.init_from", f"cannot load {uri!r} from {tracking_uri}: {one_line(err)}") from None
+    except (MlflowException, OSError, KeyError) as err:  # no such run or model; a model without our network.pt
+        raise ConfigError(
+            "model.init_from",
+            f"cannot load {uri!r} from {redact(tracking_uri)}: {one_line(err, 200)}; give a logged model of an "
+            "lstm-ray sweep (runs:/RUN_ID/model, models:/NAME/VERSION) in tracking.uri's store",
+        ) from None
+    finally:
+        mlflow_log.setLevel(level)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 

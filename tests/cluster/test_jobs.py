@@ -37,7 +37,6 @@ def test_absolute_paths_and_uris_are_fine_for_a_cluster(tiny_raw):
     [
         ("storage", {"path": "lstm-ray-results"}, "storage.path"),
         ("tracking", {"uri": "sqlite:///mlflow.db"}, "tracking.uri"),
-        ("tracking", {"uri": "mlruns"}, "tracking.uri"),
         ("data", {"source": "data/series.csv"}, "data.source"),
     ],
 )

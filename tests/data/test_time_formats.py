@@ -84,7 +84,8 @@ def test_date_and_timestamp_columns_still_work_and_numbers_stay_numbers():
     )
     assert str(arrange_rows(pa.table({"t": days, "y": [2.0, 1.0]}), spec()).times[0]) == "2024-01-01T00:00:00.000000"
     assert arrange_rows(pa.table({"t": stamps, "y": [2.0, 1.0]}), spec()).times.dtype == "datetime64[s]"
-    assert arrange_rows(pa.table({"t": [1960, 1961], "y": [1.0, 2.0]}), spec()).times.dtype == np.float64
+    assert arrange_rows(pa.table({"t": [1960, 1961], "y": [1.0, 2.0]}), spec()).times.dtype == np.int64
+    assert arrange_rows(pa.table({"t": [1960.5, 1961.5], "y": [1.0, 2.0]}), spec()).times.dtype == np.float64
 
 
 MONTHS = {"M": 1, "Q": 3, "Y": 12}  # steps counted in months

@@ -51,4 +51,4 @@ def test_ray_notices_lstm_ray_answers_itself_are_dropped(caplog):
         with caplog.at_level(logging.WARNING, logger=name):
             logger.warning(f"Something was saved.\n{text} advice")
             logger.warning("Another warning")
-    assert [r.getMessage() for r in caplog.records] == ["Another warning", "Another warning"]
+    assert [r.getMessage() for r in caplog.records] == ["Another warning"] * len(RAY_NOTICES)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_ray.config import ModelConfig, TrainConfig
+from lstm_ray.config import ModelConfig, TrainConfig, parse_config
 from lstm_ray.errors import ConfigError
 from lstm_ray.train.crossval import FoldTrainers
 from lstm_ray.train.models import build_model
+from lstm_ray.train.precision_probe import check_precision, precision_problem
 from lstm_ray.train.training import DivergedError, Trainer, evaluate, fit, seed_everything
 
 CPU = torch.device("cpu")
@@ -158,7 +159,12 @@ def test_tbptt_trains_with_a_truncated_gradient(sine_windows):
     assert reports[-1][0]["val_rmse"] < reports[0][0]["val_rmse"]
 
 
-def test_bf16_autocast_trains_close_to_fp32(sine_windows):
+def test_bf16_autocast_trains_close_to_fp32_or_is_refused_where_the_cpu_cannot(sine_windows, tiny_raw):
+    if precision_problem("bf16", "lstm", "cpu"):  # no AVX-512 bf16: the sweep refuses before any trial trains
+        bf16_sweep = parse_config(tiny_raw | {"train": tiny_raw["train"] | {"precision": "bf16"}})
+        with pytest.raises(ConfigError, match=r"^train\.precision: bf16 cannot train a lstm on this cpu .*fp32"):
+            check_precision(bf16_sweep, CPU)
+        return
     fp32 = train(TrainConfig(max_epochs=2, lr=0.01), sine_windows())[-1][0]
     bf16 = train(TrainConfig(max_epochs=2, lr=0.01, precision="bf16"), sine_windows())[-1][0]
     assert bf16["train_loss"] != fp32["train_loss"]  # reduced precision really ran
