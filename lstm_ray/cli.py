@@ -148,13 +148,24 @@ def run_validate(args: argparse.Namespace) -> int:
         f"OK: {cfg.name}: {redact(cfg.data.source)}, {summary}, "
         f"{len(cfg.search.space)} searched parameters, {cfg.search.num_samples} trials"
     )
-    for line in [*details, *filled_gaps(cfg.data.missing, data)]:
+    for line in [*details, *filled_gaps(cfg.data.missing, data), *uri_secrets(cfg)]:
         print(f"  {line}")
     from lstm_ray.sweep.comparison import baseline_bar
 
     for line in baseline_bar(cfg, data):
         print(f"  {line}")
     return 0
+
+
+def uri_secrets(cfg) -> list[str]:
+    """A note for each URI of the config that carries a password or a secret option, which lstm-ray masks."""
+    uris = {"tracking.uri": cfg.tracking.uri, "data.source": cfg.data.source}
+    return [
+        f"{key}: its credentials are masked wherever lstm-ray logs, saves or prints it; pass them in the "
+        "environment instead (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, AWS_* for s3://)"
+        for key, uri in uris.items()
+        if redact(uri) != uri
+    ]
 
 
 def filled_gaps(missing: str, data) -> list[str]:

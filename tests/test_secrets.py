@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 from mlflow_server_process import ServerProcess
 
+from lstm_ray.cli import main as lstm_ray_cli
 from lstm_ray.cluster.jobs import META_TRACKING_URI, check_overrides_hold_no_secret, job_request
 from lstm_ray.config import load_config
 from lstm_ray.data.builtin import load_builtin
@@ -185,3 +186,14 @@ def test_a_client_connects_without_the_uri_password_which_goes_to_mlflows_variab
         patch.setenv(PASSWORD_VARIABLE, "set-by-the-user")  # a saved (masked) URI leaves the variables alone
         assert credentials_to_environment(redact(uri)) == f"https://{host}:{port}/mlflow"
         assert os.environ[PASSWORD_VARIABLE] == "set-by-the-user"
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user=names, password=passwords, port=st.integers(1, 65535))
+def test_validate_says_where_credentials_belong_and_prints_none(user, password, port, capsys):
+    uri = with_credentials("http", user, password, "127.0.0.1", port, "")
+    quickstart = str(Path(__file__).parents[1] / "configs" / "quickstart.yaml")
+    assert lstm_ray_cli(["validate", quickstart, "--set", f"tracking.uri={uri}"]) == 0
+    out, err = capsys.readouterr()
+    assert "tracking.uri: its credentials are masked" in out and "MLFLOW_TRACKING_PASSWORD" in out
+    assert "PW" not in out + err

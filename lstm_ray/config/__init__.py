@@ -9,8 +9,9 @@ Every user mistake raises `ConfigError` naming the key, the bad value and the fi
 or Ray, so `lstm-ray validate` answers in well under a second.
 
 The modules, each importing only those listed before it: `space` (the search-space DSL), `strict` (the typed
-builder and the value checks), `schema` (the dataclasses, their defaults and the key tables), `rules` (the checks
-across sections), `loading` (YAML, `--set`, `load_config`, `parse_config`, `apply_params`, `dotted_keys`).
+builder and the value checks), `resources` (what a trial holds), `schema` (the dataclasses, their defaults and
+the key tables), `rules` (the checks across sections), `loading` (YAML, `--set`, `load_config`, `parse_config`,
+`apply_params`, `dotted_keys`).
 """
 
 from lstm_ray.config.loading import _StrictLoader as _StrictLoader  # for the test that the YAML loader is safe
