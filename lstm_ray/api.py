@@ -105,7 +105,7 @@ def tune(
 def checked_data(cfg: ExperimentConfig) -> Any:
     """The sweep's prepared data, once every input a trial would fail on is checked (ConfigError, before Ray):
     the metric can be computed on the data, the embedding has its vectors and a token column, model.init_from
-    loads."""
+    loads, search.time_budget holds one epoch (`train/epoch_estimate.py`)."""
     from lstm_ray.data.dataset import prepare_sweep_data
     from lstm_ray.train.embeddings import check_embedding
     from lstm_ray.train.metrics import check_metric
@@ -117,6 +117,10 @@ def checked_data(cfg: ExperimentConfig) -> Any:
         from lstm_ray.train.transfer import check_init_from
 
         check_init_from(cfg)
+    if cfg.search.time_budget is not None:  # a few training batches, timed only when there is a budget to check
+        from lstm_ray.train.epoch_estimate import check_time_budget
+
+        check_time_budget(cfg, data)
     return data
 
 

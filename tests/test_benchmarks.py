@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "scripts" / "bench"
@@ -105,3 +106,62 @@ def test_quality_benchmark_compares_winners_with_baselines_and_the_linear_refere
 def test_window_norm_benchmark_prints_each_setting_against_the_last_value():
     out = run_benchmark("window_norm.py", "--no-save")
     assert "| standard / none |" in out and "x last_value" in out
+
+
+def import_bench(name: str):
+    """scripts/bench/NAME.py as a module (the benchmarks import their `common` from their own folder)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("mode", [[], ["--quick"]])
+def test_gpu_benchmark_dry_run_plans_valid_sweeps_for_every_packing_precision_and_two_gpus(mode):
+    from lstm_ray.config import parse_config
+
+    out = run_benchmark("gpu.py", "--dry-run", *mode, timeout=120)
+    planned = [line.split(": ", 1) for line in out.splitlines() if line.startswith("RUN ")]
+    configs = {name.removeprefix("RUN "): parse_config(json.loads(config)) for name, config in planned}
+    for model, hidden in (("small", 64), ("large", 512)):
+        runs = [c for c in configs.values() if c.model.hidden_size == hidden]
+        # resources.gpu -> trials at once (grid over train.seed): 1, 2, 4, 8 per GPU, and one trial over 2 GPUs
+        fp32 = {c.resources.gpu: len(c.search.space["train.seed"]["grid"]) for c in runs if c.train.precision == "fp32"}
+        data_parallel = {2: 1} if model == "large" or not mode else {}
+        assert fp32 == {1: 1, 0.5: 2, 0.25: 4, 0.125: 8} | data_parallel
+        assert sorted(c.train.precision for c in runs if c.resources.gpu == 1) == ["bf16", "fp16", "fp32"]
+    assert all(c.search.scheduler == "fifo" and not c.tracking.enabled for c in configs.values())
+    assert "runs on 2 GPUs: only where 2 exist" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the benchmark would run")
+def test_gpu_benchmark_says_in_one_line_that_there_is_no_gpu():
+    out = run_benchmark("gpu.py", "--quick", timeout=120)
+    assert out.splitlines() == [
+        f"no CUDA GPU here (torch {torch.__version__}): nothing measured; run it on a GPU machine"
+    ]
+
+
+def test_gpu_benchmark_runs_the_smallest_case_on_the_cpu_with_ratios_and_a_table():
+    out = run_benchmark("gpu.py", "--device", "cpu", "--quick", "--no-save", timeout=600)
+    assert "small fp32 x1             : 2 trial-epochs" in out and "1.00x baseline" in out
+    assert "small fp32 x2             : 4 trial-epochs" in out
+    assert "| small 64x1 | fp32 | 2 | 1 |" in out
+
+
+def test_gpu_usage_reads_the_gpus_a_run_used_while_its_trials_trained():
+    gpu = import_bench("gpu")
+    before = [(0.0, 500.0), (0.0, 1000.0)]  # (busy %, MiB) per GPU as the run began
+    samples = [
+        (1.0, [(0.0, 500.0), (0.0, 1200.0)]),  # the sweep starting: no epoch yet
+        (2.0, [(0.0, 500.0), (80.0, 3000.0)]),
+        (3.0, [(10.0, 700.0), (90.0, 2500.0)]),
+        (9.0, [(0.0, 9000.0), (0.0, 9000.0)]),  # after the run: another run's
+    ]
+    assert gpu.usage(samples, (0.5, 4.0), (1.5, 3.5), before, gpus=1) == {"busy_pct": 85.0, "memory_mib": 2000.0}
+    both = gpu.usage(samples, (0.5, 4.0), (1.5, 3.5), before, gpus=2)
+    assert both == {"busy_pct": 45.0, "memory_mib": 2200.0}
+    untimed = [(t, [(None, mib) for _, mib in s]) for t, s in samples]  # no NVML: memory only
+    assert gpu.usage(untimed, (0.5, 4.0), (1.5, 3.5), before, gpus=1)["busy_pct"] is None
+    assert gpu.usage(samples, (20.0, 30.0), (21.0, 29.0), before, gpus=1) == {"busy_pct": None, "memory_mib": None}

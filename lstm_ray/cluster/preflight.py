@@ -11,6 +11,9 @@ fits on; MLflow from the driver, which writes every run, and also from those nod
 
 - resources: one trial's {CPU: resources.cpu, GPU: resources.gpu, memory_mb: resources.memory_mb} fits a live node
   or a node type the autoscaler can add (`sweep/capacity.py`).
+- versions: every live node runs the driver's lstm-ray, torch (release), Ray and Python (major.minor)
+  (`node_software.py`).
+- cuda: when trials ask for GPUs, the torch of the nodes a trial fits on sees CUDA from a task holding a GPU there.
 - precision: the nodes a trial fits on can train `train.precision` with each configured cell type, tried there
   with a tiny model (`train/precision_probe.py`): bf16 needs a GPU or a CPU with AVX-512 bf16, fp16 a GPU. No
   line for fp32, which runs anywhere.
@@ -29,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lstm_ray.cluster.node_software import asks_for_gpus, cuda_report, cuda_verdict, software_versions, versions_verdict
 from lstm_ray.config import ExperimentConfig, load_config
 from lstm_ray.errors import ConfigError, one_line
 from lstm_ray.redaction import redact
 from lstm_ray.storage import as_uri
-from lstm_ray.sweep.capacity import UNLIMITED, NodeType, fits, node_types, trial_demand
+from lstm_ray.sweep.capacity import UNLIMITED, NodeType, fits, node_types, planning_config, trial_demand
+from lstm_ray.sweep.gpu_packing import gpu_share_verdict
 
 __all__ = ["Check", "check_mlflow_uri", "check_precision", "check_resources", "preflight", "run_checks"]
 
@@ -88,7 +93,8 @@ def run_checks(
     from lstm_ray.data.dataset import prepare_sweep_data
 
     cfg = load_config(config, overrides)
-    summary = prepare_sweep_data(cfg).report()[0]
+    data = prepare_sweep_data(cfg)
+    summary = data.report()[0]
     checks = [
         Check("config", True, f"{cfg.name}: {redact(cfg.data.source)}, {summary}, {cfg.search.num_samples} trials")
     ]
@@ -103,7 +109,17 @@ def run_checks(
         checks.append(check_resources(cfg, nodes, node_types(nodes)))
         echo(checks[-1].line())
         trial_fits = checks[-1].ok
+        if cfg.resources.gpu == "auto":
+            checks.append(Check("gpu memory", *gpu_share_verdict(cfg, data)))
+            echo(checks[-1].line())
+            cfg = planning_config(cfg)  # the probes below hold a GPU share as a trial does: the smallest
+        checks.append(check_versions(cfg, nodes, waits))  # first: other Ray versions also break the probes below
+        echo(checks[-1].line())
         targets = probe_targets(cfg, nodes, trial_fits=trial_fits)
+        if asks_for_gpus(cfg.resources.gpu):
+            cuda = on_nodes(cfg, targets, cuda_report, lambda _: (), waits, gpu=True) if trial_fits else {}
+            checks.append(Check("cuda", *cuda_verdict(cuda)))
+            echo(checks[-1].line())
         if precisions(cfg) != {"fp32"}:  # fp32 runs anywhere: nothing to try
             checks.append(check_precision(cfg, targets, waits) if trial_fits else UNTRIED_PRECISION)
             echo(checks[-1].line())
@@ -144,6 +160,12 @@ def check_resources(cfg: ExperimentConfig, nodes: list[dict], types: list[NodeTy
         "or add nodes or "
         "a node type that large to the cluster config",
     )
+
+
+def check_versions(cfg: ExperimentConfig, nodes: list[dict], waits: Waits) -> Check:
+    """The driver's lstm-ray, torch, Ray and Python against a probe's on every live node."""
+    answers = on_nodes(cfg, [n["NodeID"] for n in nodes], software_versions, lambda _: (), waits)
+    return Check("versions", *versions_verdict(software_versions(), answers))
 
 
 # --- precision ---------------------------------------------------------------------------------------
@@ -314,15 +336,15 @@ NEW_NODE = "new"  # the name of a probe that waited for the autoscaler to start 
 def on_nodes(
     cfg: ExperimentConfig,
     targets: list[str] | None,
-    probe: Callable[..., str],
+    probe: Callable[..., Any],
     args: Callable[[str], tuple],
     waits: Waits,
     gpu: bool = False,
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Run `probe(*args(name))` as a Ray task on each target node (name: the node id's first 8 characters), or
     with targets None once wherever a trial's resources are, waiting for the autoscaler to start that node.
     With `gpu`, a probe on a target node takes one of its GPUs (up to resources.gpu), so it sees one as a trial
-    does. Returns each probe's answer: "" for fine, else the problem."""
+    does. Returns each probe's answer: "" for fine (or its report), else the problem."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -340,7 +362,7 @@ def on_nodes(
     return _answers(refs, waits.answer_s)
 
 
-def _answers(refs: dict[str, Any], timeout_s: float) -> dict[str, str]:
+def _answers(refs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Each probe's answer ("" for fine), or that it did not answer in time."""
     import ray
     from ray.exceptions import NodeDiedError, TaskUnschedulableError, WorkerCrashedError

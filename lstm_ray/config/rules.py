@@ -129,6 +129,7 @@ def check_search(cfg: ExperimentConfig) -> None:
     _check_highway(cfg, space)
     _check_scheduler(cfg, space)
     _check_budgets(cfg)
+    _check_split_batch(cfg, space)
     if search.warm_start and search.algorithm not in MODEL_BASED:
         raise ConfigError(
             "search.warm_start",
@@ -276,6 +277,29 @@ def _check_highway(cfg: ExperimentConfig, space: dict[str, Distribution]) -> Non
             f"reads the last {max(highways)} steps but a window has {min(lookbacks)} (data.lookback); "
             "lower model.highway or raise data.lookback",
         )
+
+
+def _check_split_batch(cfg: ExperimentConfig, space: dict[str, Distribution]) -> None:
+    """Data-parallel workers each train on batch_size / workers windows of every (global) batch."""
+    workers = cfg.resources.parallel_workers
+    dist = space.get("train.batch_size")
+    if workers == 1 or (dist is not None and dist.kind == "quniform" and dist.args[2] % workers == 0):
+        return
+    if dist is not None and not dist.is_finite:
+        raise ConfigError(
+            "search.space.train.batch_size",
+            f"is split across resources.workers {workers}, so every value must be a multiple of {workers}; "
+            f"search a {{choice: [...]}} of multiples, or quniform with q a multiple of {workers}",
+        )
+    key, values = ("search.space.train.batch_size", dist.args) if dist else ("train.batch_size", [cfg.train.batch_size])
+    for value in values:
+        if value % workers:
+            below, above = max(workers, value // workers * workers), (value // workers + 1) * workers
+            raise ConfigError(
+                key,
+                f"{shown(value)} is the global batch, split across resources.workers {workers}, so it must be a "
+                f"multiple of {workers}; use {below:g} or {above:g}",
+            )
 
 
 def _check_budgets(cfg: ExperimentConfig) -> None:

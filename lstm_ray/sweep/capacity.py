@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstm_ray.config import ExperimentConfig
+from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.errors import ConfigError
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "how_many_fit",
     "node_types",
     "node_types_from_config",
+    "planning_config",
     "refuse_unfit_trial",
     "this_machine",
     "trial_demand",
@@ -45,16 +46,20 @@ class NodeType:
     name: str
     resources: dict[str, float]
     max_workers: int  # UNLIMITED: no limit
+    labels: dict[str, str] = field(default_factory=dict)  # e.g. lstm-ray/gpu-memory-gb (resources.gpu: auto)
 
 
 UNLIMITED = -1
+SMALLEST_GPU_SHARE = 1 / 16  # resources.gpu: auto gives trials whole sixteenths of a GPU (sweep/gpu_packing.py)
 RESOURCE_KEYS = {"CPU": "resources.cpu", "GPU": "resources.gpu", "memory": "resources.memory_mb"}
 
 
 def trial_demand(cfg: ExperimentConfig) -> dict[str, float]:
-    """What one trial asks Ray for."""
+    """What one trial asks Ray for; with resources.gpu: auto, the smallest share (each trial's own share is
+    sized by `gpu_packing.py` once the GPUs' memory is known)."""
     memory = (cfg.resources.memory_mb or 0) * 2**20
-    return {k: v for k, v in (("CPU", cfg.resources.cpu), ("GPU", cfg.resources.gpu), ("memory", memory)) if v > 0}
+    gpu = planning_config(cfg).resources.gpu
+    return {k: v for k, v in (("CPU", cfg.resources.cpu), ("GPU", gpu), ("memory", memory)) if v > 0}
 
 
 def how_many_fit(demand: dict[str, float], resources: dict[str, float]) -> int:
@@ -115,8 +120,24 @@ def check_this_machine(cfg: ExperimentConfig) -> None:
     its device cannot train the configured precision (`train/precision_probe.py`). Imports no Ray."""
     from lstm_ray.train.precision_probe import check_precision
 
-    refuse_unfit_trial(cfg, [this_machine()], where="this machine (no --address: Ray starts here)")
+    machine = this_machine()
+    if cfg.resources.gpu == "auto" and not machine["GPU"]:
+        raise ConfigError(
+            "resources.gpu",
+            "auto shares this machine's GPUs but it has none (no --address: Ray starts here); set resources.gpu: 0, "
+            "or run the sweep on a cluster with GPUs (--address)",
+        )
+    cfg = planning_config(cfg)
+    refuse_unfit_trial(cfg, [machine], where="this machine (no --address: Ray starts here)")
     check_precision(cfg)
+
+
+def planning_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with resources.gpu: auto as its smallest share, for checks that ask only whether a trial holds a
+    GPU (its device, whether some node has one); each trial's own share is `gpu_packing.py`'s."""
+    if cfg.resources.gpu != "auto":
+        return cfg
+    return apply_params(cfg, {"resources.gpu": SMALLEST_GPU_SHARE})
 
 
 def _amount(key: str, value: float) -> str:
@@ -138,7 +159,10 @@ def node_types(nodes: list[dict]) -> list[NodeType]:
 
     config = state.get_cluster_config()
     if config is not None and config.node_group_configs:
-        return [NodeType(g.name, dict(g.resources), g.max_count) for g in config.node_group_configs]
+        return [
+            NodeType(g.name, dict(g.resources), g.max_count, dict(getattr(g, "labels", {})))
+            for g in config.node_group_configs
+        ]
     head = next((n["NodeID"] for n in nodes if "node:__internal_head__" in n["Resources"]), None)
     if head is None:
         return []
@@ -181,5 +205,6 @@ def node_types_from_config(config: dict[str, Any]) -> list[NodeType]:
     for name, spec in (config.get("available_node_types") or {}).items():
         if name != config.get("head_node_type"):
             most = int(spec.get("max_workers", cap))
-            types.append(NodeType(name, dict(spec.get("resources") or {}), most if cap < 0 else min(most, cap)))
+            most = most if cap < 0 else min(most, cap)
+            types.append(NodeType(name, dict(spec.get("resources") or {}), most, dict(spec.get("labels") or {})))
     return types

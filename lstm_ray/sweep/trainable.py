@@ -24,7 +24,10 @@ from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import window_setting
 from lstm_ray.errors import one_line
 from lstm_ray.redaction import redact_values
+from lstm_ray.sweep.gpu_packing import GpuPacking
+from lstm_ray.sweep.preemption import load_notice_checkpoint, newer_state, run_until_notice
 from lstm_ray.train.crossval import FoldTrainers
+from lstm_ray.train.distributed import data_parallel
 from lstm_ray.train.training import Trainer, carry_hyperparameters, run_epochs, seed_everything, select_device
 from lstm_ray.train.transfer import CHECKPOINT_FILE, assemble_model
 
@@ -39,9 +42,19 @@ def train_trial(params: dict[str, Any], *, experiment: ExperimentConfig, data: P
         _train(cfg, data)
 
 
+def train_packed_trial(
+    params: dict[str, Any], *, experiment: ExperimentConfig, data: PreparedData, packing: GpuPacking
+) -> None:
+    """`train_trial` with resources.gpu: auto replaced by the share this trial holds."""
+    share = packing.share(apply_params(experiment, params))
+    train_trial({**params, "resources.gpu": share}, experiment=experiment, data=data)
+
+
 def _train(cfg: ExperimentConfig, data: PreparedData) -> None:
     # Use exactly the cores Ray granted: more threads than that oversubscribes the node and slows every trial.
-    torch.set_num_threads(max(1, int(cfg.resources.cpu)))
+    workers = cfg.resources.parallel_workers  # data-parallel processes, each with its share of the cores
+    threads = max(1, int(cfg.resources.cpu / workers))
+    torch.set_num_threads(threads)
     seed_everything(cfg.train.seed)
     data = data.for_config(cfg.data)  # the variant prepared for this trial's searched data.scaling etc.
     trainer = build_trainer(cfg, data, select_device(prefer_gpu=cfg.resources.gpu > 0))
@@ -52,8 +65,12 @@ def _train(cfg: ExperimentConfig, data: PreparedData) -> None:
             torch.save(state | extra | {"metrics": metrics}, os.path.join(folder, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
+    # A retry after a termination notice continues mid-epoch from the state saved then (preemption.py).
+    start = newer_state(load_checkpoint_state(tune.get_checkpoint()), load_notice_checkpoint())
     # PBT may hand this trial another trial's checkpoint with perturbed values: the config's values win.
-    run_epochs(trainer, report, carry_hyperparameters(load_checkpoint_state(tune.get_checkpoint()), cfg))
+    start = carry_hyperparameters(start, cfg)
+    with data_parallel(trainer, start, workers=workers, threads=threads) if workers > 1 else contextlib.nullcontext():
+        run_until_notice(trainer, report, start)
 
 
 class TrialOutOfMemory(MemoryError):

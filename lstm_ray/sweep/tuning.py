@@ -30,6 +30,7 @@ from lstm_ray.search.budgets import TargetReached, limit_trials
 from lstm_ray.search.schedulers import build_scheduler
 from lstm_ray.search.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
 from lstm_ray.storage import as_uri, save_resume_info, sweep_folder_name
+from lstm_ray.sweep import retry_policy
 from lstm_ray.sweep.capacity import (
     UNLIMITED,
     NodeType,
@@ -40,10 +41,11 @@ from lstm_ray.sweep.capacity import (
     trial_demand,
 )
 from lstm_ray.sweep.finish import SweepSummary, close_failed, closed_on_failure, finish_sweep, scored_trials
+from lstm_ray.sweep.gpu_packing import AUTO, GpuPacking
 from lstm_ray.sweep.progress import ProgressLine, drop_ray_notices, shorten_trial_errors
 from lstm_ray.sweep.reevaluate import Reevaluation, reevaluate
 from lstm_ray.sweep.signer import SweepSigner
-from lstm_ray.sweep.trainable import checkpoint_config, result_loggers, train_trial
+from lstm_ray.sweep.trainable import checkpoint_config, result_loggers, train_packed_trial, train_trial
 from lstm_ray.sweep.warm_start import warm_start_points
 from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep, start_tracking
 
@@ -242,7 +244,12 @@ def tune_settings(slots: int, verbose: bool) -> Iterator[None]:
 
 
 def trainable(cfg: ExperimentConfig, data: PreparedData) -> Any:
-    """The trial function with the experiment and data bound and the resources one trial takes."""
+    """The trial function with the experiment and data bound and the resources one trial takes; with
+    resources.gpu: auto, each trial's own GPU share (ConfigError when the largest trial fits no GPU)."""
+    if cfg.resources.gpu == AUTO:
+        packing = GpuPacking.for_ray(cfg, data)
+        bound = tune.with_parameters(train_packed_trial, experiment=cfg, data=data, packing=packing)
+        return tune.with_resources(bound, packing.trial_resources)
     return tune.with_resources(
         tune.with_parameters(train_trial, experiment=cfg, data=data),
         {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu, "memory": (cfg.resources.memory_mb or 0) * 2**20},
@@ -283,7 +290,8 @@ def build_tuner(
             callbacks=[*callbacks, *result_loggers(cfg)],
             stop=TargetReached.from_config(cfg),
             verbose=2 if verbose else 0,
-            # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues).
+            # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues);
+            # one that would fail the same way again does not (retry_policy.py).
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures or 0),
             checkpoint_config=checkpoint_config(cfg),
         ),
@@ -297,6 +305,7 @@ def fit_or_interrupt(tuner: tune.Tuner) -> tune.ResultGrid:
     done; the saved experiment then still holds trials neither finished nor failed. (A time budget or a
     reached target ends trials before that last save.)
     """
+    retry_policy.install()  # a failure that would happen again is not retried (retry_policy.py)
     results = tuner.fit()
     saved = tune.ExperimentAnalysis(results.experiment_path).trials
     if any(trial.status not in ("TERMINATED", "ERROR") for trial in saved):

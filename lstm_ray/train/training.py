@@ -47,6 +47,37 @@ class DivergedError(RuntimeError):
     """The training loss became NaN or infinite; the trial is failed with this message as its reason."""
 
 
+class TrainingInterrupted(Exception):
+    """`Trainer.interrupt` said stop between two batches; `Trainer.state()` holds the epoch so far (`resume_at`)."""
+
+
+class OneProcess:
+    """A Trainer's data-parallel group when it trains alone: rank 0 of 1, every window its own.
+
+    `train/distributed.py` has the group of several processes with the same methods.
+    """
+
+    rank, world = 0, 1
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module that trains (DistributedDataParallel around `model` in a group)."""
+        return model
+
+    def part(self, batch: tuple[Any, ...]) -> tuple[tuple[Any, ...], float, int]:
+        """This rank's part of a global batch (x, y, lengths), the weight of its mean loss, its window count."""
+        return batch, 1.0, len(batch[0])
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        return values
+
+    def broadcast(self, value: float) -> float:
+        """Rank 0's `value` on every rank."""
+        return value
+
+    def all_gather(self, state: torch.Tensor) -> list[torch.Tensor]:
+        return [state]
+
+
 @dataclass
 class FitResult:
     epochs: int  # the last epoch trained
@@ -104,6 +135,17 @@ class Trainer:
         self.stopper = EarlyStopping(cfg.patience, cfg.min_delta, mode)
         self.loss_fn = nn.CrossEntropyLoss() if self.task == "classify" else nn.MSELoss()
         self.epoch, self.stopped = 0, False
+        self.interrupt: Callable[[], bool] = lambda: False  # asked before each batch (a node's termination notice)
+        self.resume_at: dict[str, Any] | None = None  # where an interrupted epoch stopped: batch, loss so far
+        self.parallel, self.train_model = OneProcess(), model
+        self.rank_rngs: list[torch.Tensor] = []
+
+    def distribute(self, parallel: OneProcess) -> None:
+        """Train as one rank of `parallel`: DDP averages the gradients of every rank's part of each global
+        batch, validation runs on rank 0, and each rank draws dropout from a stream of its own."""
+        self.parallel, self.train_model = parallel, parallel.wrap(self.model)
+        if parallel.rank:
+            self.dropout_rng = torch.Generator().manual_seed(self.cfg.seed + parallel.rank).get_state()
 
     @property
     def done(self) -> bool:
@@ -117,17 +159,27 @@ class Trainer:
         self.epoch += 1
         with torch.random.fork_rng(devices=[]):  # dropout draws from this trainer's own stream
             torch.set_rng_state(self.dropout_rng)
-            train_loss = self._train_epoch()
-            self.dropout_rng = torch.get_rng_state()
+            try:
+                train_loss = self.train_epoch()
+            except TrainingInterrupted:
+                self.epoch -= 1  # the state counts completed epochs; `resume_at` has the rest
+                raise
+            finally:
+                self.dropout_rng = torch.get_rng_state()
+        if self.parallel.world > 1:  # every rank's stream goes into rank 0's checkpoint
+            self.rank_rngs = self.parallel.all_gather(self.dropout_rng)
         if not math.isfinite(train_loss):
             raise DivergedError(f"train loss became {train_loss} at epoch {self.epoch}; lower train.lr or clip harder")
         metrics: dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss, "train_lr": self._lr()}
-        scores = evaluate(self.model, self.windows["val"], self.inverse_targets, self.device, naive_mae=self.naive_mae)
-        metrics |= {f"val_{k}": v for k, v in scores.items()}
-        if not math.isfinite(metrics[self.monitor]):  # a searcher must never be told NaN is a score
-            raise DivergedError(f"{self.monitor} became {metrics[self.monitor]} at epoch {self.epoch}; lower train.lr")
-        self.schedule.after_epoch(self.epoch, metrics[self.monitor])
-        self.stopped = self.stopper.update(metrics[self.monitor])
+        if self.parallel.rank == 0:
+            val = self.windows["val"]
+            scores = evaluate(self.model, val, self.inverse_targets, self.device, naive_mae=self.naive_mae)
+            metrics |= {f"val_{k}": v for k, v in scores.items()}
+        monitored = self.parallel.broadcast(metrics.get(self.monitor, math.nan))
+        if not math.isfinite(monitored):  # a searcher must never be told NaN is a score
+            raise DivergedError(f"{self.monitor} became {monitored} at epoch {self.epoch}; lower train.lr")
+        self.schedule.after_epoch(self.epoch, monitored)
+        self.stopped = self.stopper.update(monitored)
         metrics["early_stopped"] = float(self.stopped)
         return metrics
 
@@ -144,7 +196,9 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "early_stopping": self.stopper.state(),
             "epoch": self.epoch,
-            "rng": {"shuffle": self.shuffle.get_state(), "torch": self.dropout_rng},
+            "resume_at": self.resume_at,
+            "rng": {"shuffle": self.shuffle.get_state(), "torch": self.dropout_rng}
+            | ({"ranks": self.rank_rngs} if self.rank_rngs else {}),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -155,27 +209,44 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.stopper.load_state(state["early_stopping"])
         self.shuffle.set_state(state["rng"]["shuffle"])
-        self.dropout_rng = state["rng"]["torch"]
+        ranks = state["rng"].get("ranks") or [state["rng"]["torch"]]
+        if self.parallel.rank < len(ranks):  # a rank the checkpoint's run did not have keeps its own fresh stream
+            self.dropout_rng = ranks[self.parallel.rank]
         self.epoch = int(state["epoch"])
+        self.resume_at = state.get("resume_at")
 
-    def _train_epoch(self) -> float:
-        self.model.train()
-        total, count = 0.0, 0
-        for batch in self.batches:
-            x, y, lengths = (t.to(self.device, non_blocking=True) if t is not None else None for t in batch)
+    def train_epoch(self) -> float:
+        """One pass over this rank's share of the training batches, without validation; the mean loss."""
+        self.train_model.train()
+        start = self.resume_at or {"batch": 0, "loss_sum": 0.0, "count": 0, "shuffle": self.shuffle.get_state()}
+        self.shuffle.set_state(start["shuffle"])  # an epoch resumed mid-way replays its batch order
+        total, count = start["loss_sum"], start["count"]
+        batches = iter(self.batches)  # this draws a seed from the global stream, which is dropout's here
+        if self.resume_at:  # dropout's stream as it was after that draw and the batches already trained
+            torch.set_rng_state(self.dropout_rng)
+        for index, batch in enumerate(batches):
+            if index < start["batch"]:
+                continue
+            if self.interrupt():
+                self.resume_at = start | {"batch": index, "loss_sum": total, "count": count}
+                raise TrainingInterrupted(f"stopped before batch {index + 1} of epoch {self.epoch}")
+            part, weight, windows = self.parallel.part(batch)
+            x, y, lengths = (t.to(self.device, non_blocking=True) if t is not None else None for t in part)
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, PRECISIONS[self.cfg.precision], self.cfg.precision != "fp32"):
-                output = self.model(x, lengths, tbptt=self.cfg.tbptt)
+                output = self.train_model(x, lengths, tbptt=self.cfg.tbptt)
             loss = self.loss_fn(output.float(), y)
-            self.scaler.scale(loss + self._penalty()).backward()
+            self.scaler.scale(loss * weight + self._penalty()).backward()
             if self.cfg.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.schedule.after_batch()
-            total += loss.item() * len(x)
-            count += len(x)
+            total += loss.item() * windows
+            count += windows
+        self.resume_at = None
+        total, count = self.parallel.all_sum([total, count])
         return total / count
 
     def _penalty(self) -> torch.Tensor | float:

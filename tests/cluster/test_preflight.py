@@ -45,10 +45,11 @@ def checks(stdout: str) -> dict[str, str]:
 
 def test_a_good_config_passes_with_probes_on_a_node_the_autoscaler_adds(scaling_cluster, tmp_path):
     assert wait_for(lambda: len(local_cluster.alive_nodes(scaling_cluster)) == 1, timeout=90)
-    done = preflight(scaling_cluster, tiny_sweep(tmp_path))
+    # CPU trials: the fake-GPU worker's torch has no CUDA, which the cuda check (test_preflight_versions) fails
+    done = preflight(scaling_cluster, tiny_sweep(tmp_path), "resources.gpu=0")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     found = checks(done.stdout)
-    assert list(found) == ["config", "resources", "storage", "mlflow"]
+    assert list(found) == ["config", "resources", "versions", "storage", "mlflow"]
     assert all(line.startswith("OK ") for line in found.values()), done.stdout
     assert "fits no live node; the autoscaler can add gpu_worker (up to 2)" in found["resources"]
     assert f"{tmp_path / 'results'} is writable and shared by the driver and 1 node(s)" in found["storage"]

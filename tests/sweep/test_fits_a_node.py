@@ -42,7 +42,8 @@ def with_resources(tiny_raw: dict, **resources) -> dict:
 @given(data=st.data(), key=st.sampled_from(sorted(TOO_LARGE)))
 def test_a_trial_larger_than_this_machine_is_refused_naming_the_key(tiny_raw, data, key):
     asked = data.draw(TOO_LARGE[key])
-    cfg = parse_config(with_resources(tiny_raw, **{key: asked}))
+    one_worker = {"workers": 1} if key == "gpu" else {}  # else the batch of 128 must split over the GPUs drawn
+    cfg = parse_config(with_resources(tiny_raw, **{key: asked}, **one_worker))
     with pytest.raises(ConfigError) as refused:
         check_this_machine(cfg)
     assert refused.value.key == f"resources.{key}"
