@@ -27,7 +27,7 @@ from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, RayTa
 from ray.tune.error import TuneError
 from tracked_metrics import parent_run_id, sweep_folder
 
-from chaos.sweeps import random_sweep, run_cli, tune_rows, wait_until, write_sweep
+from chaos.sweeps import run_cli, tune_rows, wait_until, write_sweep
 from lstm_ray.config import ModelConfig, TrainConfig
 from lstm_ray.errors import ConfigError, DataError
 from lstm_ray.sweep import retry_policy
@@ -213,7 +213,7 @@ def test_a_diverging_trial_fails_once_though_max_failures_is_2(cluster, mlflow_s
     assert "DivergedError: train loss became nan at epoch 1" in failed[0].data.tags["lstm_ray.stop_reason"]
 
 
-EPOCHS = 12
+EPOCHS = 30  # Tune copies a trial's result.json to the storage every few seconds: seen by epoch ~9 of these
 
 
 def _training_on(cluster, node, results: Path) -> dict[str, tuple[int, int]]:
@@ -221,7 +221,9 @@ def _training_on(cluster, node, results: Path) -> dict[str, tuple[int, int]]:
     pids = set(cluster.session_pids()[node.name])
     rows = tune_rows(results)
     return {
-        t: (r[-1]["epoch"], r[-1]["pid"]) for t, r in rows.items() if r[-1]["pid"] in pids and 2 <= r[-1]["epoch"] <= 6
+        t: (r[-1]["epoch"], r[-1]["pid"])
+        for t, r in rows.items()
+        if r[-1]["pid"] in pids and 2 <= r[-1]["epoch"] <= EPOCHS - 10
     }
 
 
@@ -238,12 +240,20 @@ def _checkpoint_of(trial_folder: Path, epoch: int) -> dict:
 def test_a_sigtermed_nodes_trial_saves_on_the_notice_and_resumes_from_it(cluster, mlflow_server, tmp_path):
     from cli_runs import cli, finish
 
-    sweep = random_sweep(tmp_path, "chaos-notice", mlflow_server.url, 2, EPOCHS, storage={"keep_checkpoints": EPOCHS})
-    victim = next(w for w in cluster.workers if not w.stopped)
+    # More trials than the workers have CPUs, in batches of 4 (about a second an epoch): some trial is sure to be
+    # seen mid-way on a worker, though Tune copies result.json to the storage only every few seconds.
+    search = {"algorithm": "random", "scheduler": "fifo", "num_samples": 4, "space": {"train.lr": {"choice": [0.003]}}}
+    train = {"max_epochs": EPOCHS, "batch_size": 4}
+    storage = {"keep_checkpoints": EPOCHS}
+    sweep = write_sweep(tmp_path, "chaos-notice", mlflow_server.url, search=search, train=train, storage=storage)
+    live = [w for w in cluster.workers if not w.stopped]
     driver = cli("tune", str(sweep), cwd=tmp_path, env=cluster.client_env())
     try:
-        wait_until(
-            lambda: _training_on(cluster, victim, tmp_path / "results"), f"a trial trains on {victim.name}", driver
+        # Whichever worker a trial trains on first: a worker that joined last may not have taken a trial yet.
+        victim = wait_until(
+            lambda: next((w for w in live if _training_on(cluster, w, tmp_path / "results")), None),
+            "a trial trains on a worker",
+            driver,
         )
         os.kill(victim.pid, signal.SIGTERM)  # `ray start --block` drains its node, then stops it
         out = finish(driver)
