@@ -3,7 +3,10 @@ resume must leave in MLflow."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections import Counter
+from pathlib import Path
 
 import yaml
 from conftest import TINY
@@ -54,3 +57,13 @@ def assert_resumed_into_the_same_runs(client: MlflowClient, out: str) -> None:
     ]
     assert not open_runs, f"{open_runs}\n{out[-6000:]}"
     assert parents[0].data.metrics["trials_total"] == RESUMED_TRIALS
+
+
+def wait_for_a_trial_result(results: Path, proc: subprocess.Popen) -> None:
+    """Until some trial under `results` has written a result (the sweep is running trials), or fail."""
+    for _ in range(600):
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        if any(f.stat().st_size for f in results.glob("*/*/result.json")):
+            return
+        time.sleep(0.5)
+    raise AssertionError("no trial reported within 5 minutes")

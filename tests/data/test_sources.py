@@ -3,12 +3,6 @@ from a real local S3-compatible server (moto_server on 127.0.0.1, stopped by its
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from moto_s3 import moto_s3
 
 from lstm_ray.data.sources import read_table
 from lstm_ray.errors import DataError
@@ -97,17 +92,7 @@ def _mixed_folder(path: Path) -> str:
 @pytest.fixture(scope="module")
 def s3_server():
     """A real moto S3 server on a free loopback port, with a bucket holding the table as Parquet and CSV."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_port(port, server)
+    with moto_s3() as port:
         keys = {"access_key": "test", "secret_key": "test", "region": "us-east-1"}
         s3 = pafs.S3FileSystem(**keys, endpoint_override=f"127.0.0.1:{port}", scheme="http", allow_bucket_creation=True)
         s3.create_dir("data")
@@ -116,21 +101,6 @@ def s3_server():
         with s3.open_output_stream("data/series.csv") as out:
             pacsv.write_csv(TABLE, out)
         yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
-
-
-def _wait_for_port(port: int, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60  # a start-up limit, not an assertion on speed
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {server.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError("moto_server did not open its port")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import torch
 import yaml
 from cli_runs import cli, finish
 from mlflow.tracking import MlflowClient
+from resume_runs import wait_for_a_trial_result
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 
 from lstm_ray.config import parse_config
@@ -145,15 +146,6 @@ def test_an_interrupted_two_worker_trial_resumes_from_its_checkpoint(tiny_raw, t
     (trial_folder,) = [p for p in sweep_folder(out).iterdir() if p.is_dir()]
     assert rank_streams(trial_folder) == 2
     assert not ranks_marked(marker)
-
-
-def wait_for_a_trial_result(results: Path, proc) -> None:
-    for _ in range(600):
-        assert proc.poll() is None, "the sweep ended before it could be interrupted"
-        if any(f.stat().st_size for f in results.glob("*/*/result.json")):
-            return
-        time.sleep(0.5)
-    raise AssertionError("no trial reported within 5 minutes")
 
 
 def wait_until(condition, seconds: float = 30.0) -> bool:

@@ -18,7 +18,13 @@ import yaml
 from cli_runs import cli, finish, run_cli
 from mlflow.tracking import MlflowClient
 from ray.tune import ExperimentAnalysis
-from resume_runs import RESUMED_TRIALS, assert_resumed_into_the_same_runs, resumable_sweep, sweep_runs
+from resume_runs import (
+    RESUMED_TRIALS,
+    assert_resumed_into_the_same_runs,
+    resumable_sweep,
+    sweep_runs,
+    wait_for_a_trial_result,
+)
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 
 from lstm_ray.config import parse_config
@@ -145,15 +151,6 @@ def assert_no_run_left_running(client: MlflowClient) -> set[str]:
     assert all(r.data.tags.get("lstm_ray.resumes") == "true" for r in killed)
     assert all("lstm-ray resume" in r.data.tags["lstm_ray.stop_reason"] for r in killed)
     return {r.data.tags["lstm_ray.trial_id"] for r in killed}
-
-
-def wait_for_a_trial_result(results, proc: subprocess.Popen) -> None:
-    for _ in range(600):
-        assert proc.poll() is None, "the sweep ended before it could be interrupted"
-        if any(f.stat().st_size for f in results.glob("*/*/result.json")):
-            return
-        time.sleep(0.5)
-    raise AssertionError("no trial reported within 5 minutes")
 
 
 @pytest.mark.slow

@@ -7,13 +7,8 @@ import json
 import os
 import pickle
 import shutil
-import signal
-import socket
 import stat
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -22,6 +17,7 @@ import yaml
 from cli_runs import cli, finish, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto_s3 import moto_s3
 from resume_runs import resumable_sweep
 
 from lstm_ray.errors import ConfigError
@@ -230,33 +226,15 @@ def test_the_key_file_is_made_private_once(tmp_path, monkeypatch):
 def s3_sweep(finished_sweep, monkeypatch):
     """The finished sweep's folder copied into a real local S3 (moto_server on loopback, stopped by its PID's
     group); its s3:// URI, reached through AWS_ENDPOINT_URL as a user's storage.path would be."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with moto_s3() as port:
         for variable, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
             monkeypatch.setenv(variable, value)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
         s3 = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", allow_bucket_creation=True)
-        for _ in range(300):  # until moto listens
-            try:
-                s3.create_dir("sweeps")
-                break
-            except OSError:
-                assert server.poll() is None, "moto_server exited"
-                time.sleep(0.2)
+        s3.create_dir("sweeps")
         pafs.copy_files(str(finished_sweep), f"sweeps/{finished_sweep.name}", destination_filesystem=s3)
         yield f"s3://sweeps/{finished_sweep.name}", s3
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
 
 
 @pytest.mark.slow
