@@ -36,6 +36,7 @@ class SweepSigner(tune.Callback):
         self._seen: dict[str, tuple[int, int]] = {}  # staging file -> (mtime_ns, size) when last hashed
         self._written = False
         self._snapshot: list[tuple[str, int]] = []  # the staging folder's own files when last signed
+        self._storage: Any = None  # Tune's StorageContext of the sweep, known from the first step
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
@@ -49,17 +50,27 @@ class SweepSigner(tune.Callback):
         for relative, versions in signatures.files.items():
             self._signatures.files.setdefault(relative, []).extend(versions)
 
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if trials:
+            self._storage = trials[0].storage
+
+    def get_state(self) -> None:
+        # Tune asks for the callbacks' states after it wrote the experiment and searcher state to staging and before
+        # it uploads them: signed here, they never reach the storage unsigned, even if the driver dies right after.
+        if self._storage is not None:
+            self._sign(self._storage, complete=False)
+        return None
+
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        self._sign(trials, complete=False)
+        if trials:  # the callback states Tune wrote after get_state
+            self._sign(trials[0].storage, complete=False)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         # Tune calls this after its final upload, which it waits for (also after a Ctrl-C).
-        self._sign(trials, complete=True)
+        if trials:
+            self._sign(trials[0].storage, complete=True)
 
-    def _sign(self, trials: list[Any], complete: bool) -> None:
-        if not trials:
-            return
-        storage = trials[0].storage
+    def _sign(self, storage: Any, complete: bool) -> None:
         staging = Path(storage.experiment_driver_staging_path)
         snapshot = _top_level(staging)
         if snapshot == self._snapshot and self._written and not complete:
