@@ -17,7 +17,8 @@ from lstm_ray.sweep.tuning import build_searcher, build_tuner, prepare_tune, tun
 
 
 class Recorder(tune.Callback):
-    """Records each trial's config, its epochs and the most trials that ran at once."""
+    """Records each trial's config, its epochs, the most trials that ran at once and the most that the search
+    algorithm had out at once (pending or running: what it offers, however fast each trial ends)."""
 
     def __init__(self) -> None:
         self.configs: dict[str, dict[str, Any]] = {}
@@ -25,12 +26,17 @@ class Recorder(tune.Callback):
         self.resources: dict[str, dict[str, float]] = {}
         self.running: set[str] = set()
         self.most_running = 0
+        self.most_live = 0
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.configs.setdefault(trial.trial_id, dict(trial.config))
         self.resources[trial.trial_id] = dict(trial.placement_group_factory.required_resources)
         self.running.add(trial.trial_id)
         self.most_running = max(self.most_running, len(self.running))
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        live = sum(trial.status in ("PENDING", "RUNNING") for trial in trials)
+        self.most_live = max(self.most_live, live)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.epochs[trial.trial_id] = int(result["epoch"])

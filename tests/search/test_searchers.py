@@ -163,7 +163,8 @@ def test_each_algorithm_runs_a_real_sweep(tiny_raw, tmp_path, local_ray, algorit
 def test_a_model_based_searcher_keeps_every_slot_busy(tiny_raw, tmp_path, local_ray):
     cfg = tiny(tiny_raw, tmp_path, scheduler="fifo", space=CONDITIONAL, num_samples=6)
     _, recorder = run(cfg)
-    assert recorder.most_running == 2  # both CPUs of local_ray
+    # Live, not running: a 3-epoch trial can end before a loaded machine starts the next trial's actor.
+    assert recorder.most_live == 2  # both CPUs of local_ray
 
 
 @pytest.mark.slow
