@@ -31,8 +31,9 @@ def parent_run_id(out: str) -> str:
     return re.search(r"MLflow:? parent run ([0-9a-f]{32})", out).group(1)
 
 
-def reported(experiment_path: str | Path) -> History:
-    """Every train_* and val_* value each trial reported, by epoch, from the sweep's folder."""
+def reported(experiment_path: str | Path, first_of_each_epoch: bool = False) -> History:
+    """Every train_* and val_* value each trial reported, by epoch, from the sweep's folder; with
+    `first_of_each_epoch`, an epoch a restored trial trained again keeps the value reported first."""
     out: History = {}
     for path in Path(experiment_path).glob("*/result.json"):
         for line in path.read_text().splitlines():
@@ -40,7 +41,9 @@ def reported(experiment_path: str | Path) -> History:
             metrics = out.setdefault(result["trial_id"], {})
             for key, value in result.items():
                 if key.startswith(("train_", "val_")) and isinstance(value, (int, float)):
-                    metrics.setdefault(key, []).append((int(result["epoch"]), float(value)))
+                    values = metrics.setdefault(key, [])
+                    if not (first_of_each_epoch and any(epoch == int(result["epoch"]) for epoch, _ in values)):
+                        values.append((int(result["epoch"]), float(value)))
     return {trial: {key: sorted(values) for key, values in metrics.items()} for trial, metrics in out.items()}
 
 

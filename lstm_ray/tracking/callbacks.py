@@ -84,7 +84,7 @@ class TrialLogger(OutcomeCounter):
         self.rungs, self.git_commit, self.phase = tuple(rungs), git_commit, phase
         self.nodes: dict[str, str] = {}  # trial id -> the node last tagged
         self.configs: dict[str, dict[str, Any]] = {}  # trial id -> the hyperparameters last logged
-        self.logged_through: dict[str, int] = {}  # resumed trial id -> the last epoch its run already holds
+        self.logged_through: dict[str, int] = {}  # resumed or recovered trial id -> the last epoch its run holds
         # Set by the sweep: a trial's (trainable parameters, training windows) from its config, logged with its
         # end; not saved with the experiment (it holds the data), so a restored sweep logs them at its end.
         self.sizes: Callable[[dict[str, Any]], tuple[float, float]] | None = None
@@ -158,9 +158,15 @@ class TrialLogger(OutcomeCounter):
             elif not ended and (run_id or trial.trial_id in outbox.started):
                 self.live[trial.trial_id] = trial  # stopped again before it restarts: `interrupt` ends it too
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Tune registers a result's checkpoint in a second call to the trial's actor: a node lost between the two
+        # restores the checkpoint before, and the trial trains its last reported epoch again.
+        epoch = int((trial.last_result or {}).get("epoch", 0))
+        self.logged_through[trial.trial_id] = max(self.logged_through.get(trial.trial_id, 0), epoch)
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if int(result.get("epoch", 0)) <= self.logged_through.get(trial.trial_id, 0):
-            return  # trained again after a resume from an older snapshot: its run holds this epoch already
+            return  # trained again after a restore from an older checkpoint: its run holds this epoch already
         node = f"{result.get('hostname', '?')} ({result.get('node_ip', '?')})"
         tags = [] if self.nodes.get(trial.trial_id) == node else [RunTag(TAG_NODE, node)]
         self.nodes[trial.trial_id] = node

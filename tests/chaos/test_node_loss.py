@@ -49,16 +49,19 @@ def test_a_killed_worker_nodes_trials_resume_from_their_checkpoints_on_another_n
     for trial, (epoch, pid) in caught.items():
         before = [r["epoch"] for r in rows[trial] if r["pid"] == pid]
         after = [r for r in rows[trial] if r["pid"] != pid]
-        # Restored from the checkpoint of the last epoch it reported there, not started again.
+        # Restored from the checkpoint of the last epoch it reported there, not started again. Tune registers a
+        # result's checkpoint in a second call to the trial's actor: a node lost between the two restores the
+        # checkpoint before, and that one epoch trains again.
         assert before == list(range(1, len(before) + 1)) and len(before) >= epoch, before
-        assert [r["epoch"] for r in after] == list(range(len(before) + 1, EPOCHS + 1)), after
+        again = after[0]["epoch"]
+        assert again in (len(before), len(before) + 1) and [r["epoch"] for r in after] == list(range(again, EPOCHS + 1))
         lost, elsewhere = node_of(cluster, pid), node_of(cluster, after[0]["pid"])
         assert lost["state"] == "DEAD" and elsewhere["state"] == "ALIVE" and not elsewhere["is_head_node"]
 
     client = MlflowClient(mlflow_server.url)
-    truth = reported(sweep_folder(out))
+    truth = reported(sweep_folder(out), first_of_each_epoch=True)
     assert len(truth) == TRIALS and epochs_once_each(truth)
     history = logged(client, parent_run_id(out), truth)
-    assert history == truth  # each child run continued: every epoch once, none missing
+    assert history == truth  # each child run continued: every epoch once (the first of one trained again)
     parent = client.get_run(parent_run_id(out))
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_completed"] == TRIALS

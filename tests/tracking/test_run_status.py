@@ -60,6 +60,23 @@ def test_a_trial_the_scheduler_stopped_ends_finished_and_tagged_stopped_early(lo
     assert "lstm_ray.resumes" not in run.data.tags
 
 
+def test_a_trial_recovered_from_the_checkpoint_before_its_last_result_logs_each_epoch_once(logger):
+    recovered = trial("recovered")
+    logger.on_trial_start(0, [recovered], recovered)
+    train(logger, recovered, range(1, 4))
+    logger.on_trial_recover(3, [recovered], recovered)  # its node died before Tune registered epoch 3's checkpoint
+    logger.on_trial_start(4, [recovered], recovered)
+    again = {"epoch": 3, "train_loss": 9.0, "val_rmse": 9.0}  # epoch 3 trained again from epoch 2's checkpoint
+    recovered.update_last_result(again)
+    logger.on_trial_result(4, [recovered], recovered, again)
+    train(logger, recovered, range(4, MAX_EPOCHS + 1))
+    logger.on_trial_complete(5, [recovered], recovered)
+    run = run_of(logger, "recovered")
+    history = logger.start().client.get_metric_history(run.info.run_id, "val_rmse")
+    assert sorted((m.step, m.value) for m in history) == [(epoch, 2.0 / epoch) for epoch in range(1, MAX_EPOCHS + 1)]
+    assert run.info.status == "FINISHED" and run.data.tags["lstm_ray.outcome"] == "completed"
+
+
 def test_a_stopped_sweep_ends_its_training_trials_killed_and_a_resume_continues_them(logger):
     done, running = trial("done"), trial("running")
     for t in (done, running):
