@@ -10,6 +10,7 @@ Bad input (config, data, flags) prints one `error: ...` line and exits with code
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster (auto, or HOST:PORT); default: start Ray here",
     )
     tune.add_argument("--verbose", action="store_true", help="show Ray's trial table and worker logs")
+    tune.add_argument(
+        "--pick", help="search.pick: the Pareto front member that wins, e.g. 'lowest val_rmse where latency_ms < 5'"
+    )
     tune.set_defaults(run=run_tune)
 
     resume = commands.add_parser("resume", help="continue an interrupted sweep (driver crash, Ctrl-C)")
@@ -82,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run", dest="run_id", help="the sweep's parent run id (default: the latest sweep)")
     report.add_argument("--out", help="output folder (default: lstm-ray-reports/EXPERIMENT/RUN)")
     report.set_defaults(run=run_report)
+
+    replay = commands.add_parser("replay", help="replay a recorded sweep's curves under another tuning policy")
+    replay.add_argument("sweep", metavar="SWEEP", help="MLflow experiment (its latest sweep) or a parent run id")
+    replay.add_argument("--set", dest="overrides", action="append", default=[], metavar="search.KEY=VALUE",
+                        help="change a search setting, e.g. --set search.reduction_factor=3 (repeatable)")  # fmt: skip
+    replay.add_argument("--slots", type=int, help="trials at once (default: as many as the sweep ran)")
+    replay.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI")
+    replay.set_defaults(run=run_replay)
 
     datasets = commands.add_parser("datasets", help="list the bundled data sets (use as data.source: builtin:NAME)")
     datasets.set_defaults(run=run_datasets)
@@ -154,6 +166,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
     for line in baseline_bar(cfg, data):
         print(f"  {line}")
+    from lstm_ray.search.cost import sweep_cost_lines
+
+    for line in sweep_cost_lines(cfg, data):  # search.budget / search.prices: before anything is spent
+        print(f"  {line}")
     return 0
 
 
@@ -209,10 +225,19 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_replay(args: argparse.Namespace) -> int:
+    from lstm_ray.sweep.replay import replay_sweep
+
+    comparison = replay_sweep(args.sweep, args.overrides, slots=args.slots, tracking_uri=args.tracking_uri)
+    print("\n".join(comparison.lines()))
+    return 0
+
+
 def run_tune(args: argparse.Namespace) -> int:
     from lstm_ray.api import tune  # every input error surfaces there, before Ray is imported
 
-    result = tune(args.config, args.address, overrides=args.overrides, verbose=args.verbose)
+    overrides = args.overrides + ([f"search.pick={json.dumps(args.pick)}"] if args.pick is not None else [])
+    result = tune(args.config, args.address, overrides=overrides, verbose=args.verbose)
     print_summary(result.summary, result.tracking_uri)
     return 0
 
@@ -303,7 +328,8 @@ def print_summary(summary, tracking_uri: str) -> None:
     print_counts(summary)
     for trial_id, reason in summary.failures.items():
         print(f"  failed {trial_id}: {reason}")
-    print(f"Best trial: {summary.metric} = {summary.best_value:.5g}")
+    picked = "Picked" if summary.pick_line.startswith("Picked") else "Best"  # search.pick chose a front member
+    print(f"{picked} trial: {summary.metric} = {summary.best_value:.5g}")
     if summary.tie_note:
         print(f"  ({summary.tie_note})")
     for key, value in sorted(summary.best_params.items()):
@@ -313,6 +339,10 @@ def print_summary(summary, tracking_uri: str) -> None:
         for rank, c in enumerate(summary.reevaluation.candidates, 1):
             values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items())
             print(f"  {rank}. {c.mean:.5g} +- {c.std:.2g}  (sweep {c.sweep_value:.5g})  {values}")
+    from lstm_ray.sweep.front_choice import front_lines  # search.objectives: the front, search.pick's choice
+
+    for line in front_lines(summary):
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     print("Winner on the held-out test split: " + ", ".join(f"{k} = {v:.5g}" for k, v in summary.test_metrics.items()))
     for line in summary.comparison.lines() if summary.comparison else []:
         print(line if line.startswith("WARNING") else f"Against the naive baselines: {line}")

@@ -36,6 +36,7 @@ from lstm_ray.cluster.node_software import asks_for_gpus, cuda_report, cuda_verd
 from lstm_ray.config import ExperimentConfig, load_config
 from lstm_ray.errors import ConfigError, one_line
 from lstm_ray.redaction import redact
+from lstm_ray.search.cost import sweep_cost_lines
 from lstm_ray.storage import as_uri
 from lstm_ray.sweep.capacity import UNLIMITED, NodeType, fits, node_types, planning_config, trial_demand
 from lstm_ray.sweep.gpu_packing import gpu_share_verdict
@@ -99,6 +100,8 @@ def run_checks(
         Check("config", True, f"{cfg.name}: {redact(cfg.data.source)}, {summary}, {cfg.search.num_samples} trials")
     ]
     echo(checks[0].line())
+    for line in sweep_cost_lines(cfg, data):  # search.budget / search.prices: the estimate `validate` prints
+        echo(f"  {line}")
     import ray
     from ray._private.state import state
 

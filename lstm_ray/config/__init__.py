@@ -9,11 +9,12 @@ Every user mistake raises `ConfigError` naming the key, the bad value and the fi
 or Ray, so `lstm-ray validate` answers in well under a second.
 
 The modules, each importing only those listed before it: `space` (the search-space DSL), `strict` (the typed
-builder and the value checks), `resources` (what a trial holds), `schema` (the dataclasses, their defaults and
-the key tables), `rules` (the checks across sections), `loading` (YAML, `--set`, `load_config`, `parse_config`,
-`apply_params`, `dotted_keys`).
+builder and the value checks), `resources` (what a trial holds), `budget` (`search.budget` and `search.prices`),
+`schema` (the dataclasses, their defaults and the key tables), `rules` (the checks across sections), `loading`
+(YAML, `--set`, `load_config`, `parse_config`, `apply_params`, `dotted_keys`).
 """
 
+from lstm_ray.config.budget import BudgetConfig, PricesConfig
 from lstm_ray.config.loading import _StrictLoader as _StrictLoader  # for the test that the YAML loader is safe
 from lstm_ray.config.loading import apply_override, apply_params, dotted_keys, load_config, parse_config
 from lstm_ray.config.schema import (
@@ -44,10 +45,12 @@ __all__ = [
     "SECTIONS",
     "TASK_METRICS",
     "WINDOW_KEYS",
+    "BudgetConfig",
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",
+    "PricesConfig",
     "ReevaluateConfig",
     "ResourcesConfig",
     "SearchConfig",

@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lstm_ray.config.objectives import check_objectives
+from lstm_ray.config.pick import check_pick
 from lstm_ray.config.schema import (
     FRAME_KEYS,
     MODEL_BASED,
@@ -126,14 +128,17 @@ def check_search(cfg: ExperimentConfig) -> None:
     for i, point in enumerate(search.points_to_evaluate):
         _check_point(cfg, f"search.points_to_evaluate[{i}]", point, space)
     _check_metric(cfg)
+    check_objectives(cfg)
+    check_pick(cfg)
     _check_highway(cfg, space)
     _check_scheduler(cfg, space)
     _check_budgets(cfg)
     _check_split_batch(cfg, space)
-    if search.warm_start and search.algorithm not in MODEL_BASED:
+    warm_startable = [name for name in MODEL_BASED if name != "nsga2"]  # NSGA-II breeds only its own generations
+    if search.warm_start and search.algorithm not in warm_startable:
         raise ConfigError(
             "search.warm_start",
-            f"{search.algorithm} search does not learn from results; use {', '.join(MODEL_BASED)} or drop it",
+            f"{search.algorithm} search does not learn from earlier sweeps; use {', '.join(warm_startable)} or drop it",
         )
     for i, name in enumerate(search.warm_start):
         if not name.strip():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lstm_ray.config.budget import BudgetConfig, PricesConfig, check_budget
 from lstm_ray.config.resources import ResourcesConfig
 from lstm_ray.config.space import Distribution, parse_distribution
 from lstm_ray.config.strict import at_least, check_unique, in_range, parse_duration, suggest
@@ -234,10 +235,12 @@ class ReevaluateConfig:
 
 @dataclass
 class SearchConfig:
-    algorithm: Literal["hyperopt", "optuna", "bayesopt", "random", "grid"] = "hyperopt"  # who proposes configurations
+    algorithm: Literal["hyperopt", "optuna", "nsga2", "bayesopt", "random", "grid"] = "hyperopt"  # who proposes
     scheduler: Literal["asha", "hyperband", "median", "pbt", "fifo"] = "asha"  # who stops (or evolves) trials
     metric: str = "val_rmse"  # what the search optimises (a validation metric)
     mode: Literal["min", "max"] = "min"
+    objectives: list[dict[str, str]] = field(default_factory=list)  # [{metric: val_rmse, mode: min}, ...]: a front
+    pick: str | None = None  # "lowest val_rmse where latency_ms < 5": the front member that wins (config/pick.py)
     num_samples: int = 16  # trials to run (for grid: repeats of the whole grid)
     max_trials: int | None = None  # cap on trials started, grid repeats included; default: no cap
     time_budget: float | str | None = None  # wall clock for the sweep: seconds, or "90s", "30m", "2h"
@@ -254,6 +257,8 @@ class SearchConfig:
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)  # configurations tried first
     warm_start: list[str] = field(default_factory=list)  # earlier sweeps to learn from: experiment names, run ids
     reevaluate: ReevaluateConfig | None = None  # {top_k: 3, seeds: 3}: retrain the best with new seeds
+    budget: BudgetConfig | None = None  # {gpu_hours: 20, usd: 150}: stop the sweep once it has spent this
+    prices: PricesConfig | None = None  # {gpu_hour: 2.5, cpu_hour: 0.05}: USD per GPU / CPU core held an hour
     space: dict[str, Any] = field(default_factory=dict)  # dotted config path -> distribution
 
     def check(self) -> None:
@@ -276,6 +281,7 @@ class SearchConfig:
             raise ConfigError("search.time_budget", f"must be a positive duration, got {self.time_budget!r}")
         if self.reevaluate is not None:
             self.reevaluate.check()
+        check_budget(self.budget, self.prices)
 
     @property
     def time_budget_s(self) -> float | None:
@@ -350,7 +356,7 @@ WINDOW_KEYS = ("data.lookback", "data.horizon", "data.stride")  # searchable onl
 PREPARED_KEYS = ("data.scaling", "data.missing", "data.categorical_encoding", "data.target_transform")  # each prepared
 FRAME_KEYS = ("data.window_norm",)  # searchable over finite sets; the model applies them to each window
 SECTIONS = ("data", "model", "train", "search", "resources", "tracking", "storage")
-MODEL_BASED = ("hyperopt", "optuna", "bayesopt")  # searchers that learn from finished trials
+MODEL_BASED = ("hyperopt", "optuna", "nsga2", "bayesopt")  # searchers that learn from finished trials
 # What PBT may change in a running trial: values the restored checkpoint does not fix (the network's shape,
 # the data windows and the optimiser type are fixed once training starts).
 PBT_MUTABLE = (

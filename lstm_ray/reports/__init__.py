@@ -2,9 +2,10 @@
 
     record.py   `SweepRecord`: a sweep's trials, their leaderboard, hyperparameter importance, `trial_size`
     figures.py  the report's figures (matplotlib, PNG)
+    front.py    a multi-objective sweep's Pareto front as the report draws it, read from Tune or from MLflow
     page.py     `write_report` (the offline HTML page) and `report_sweep` (`lstm-ray report`)
 
-Imports point one way: page -> figures -> record.
+Imports point one way: page -> figures -> record -> front.
 """
 
 from lstm_ray.reports.page import report_sweep, write_report

@@ -16,6 +16,8 @@ from lstm_ray.reports.record import SweepRecord, chance_importance, importance_h
 
 CATEGORY_LIMIT = 6  # numeric axes with at most this many distinct values label each one
 LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}
+PARETO = "Pareto front"  # the figure's title: only for a sweep with search.objectives
+FRONT, DOMINATED = "tab:orange", "tab:gray"  # the front's trials, and the trials another beats on every objective
 COLORS = {outcomes.COMPLETED: "tab:green", outcomes.STOPPED_EARLY: "tab:gray", outcomes.FAILED: "tab:red"}
 # One (colour, dash) per baseline line, distinct from the outcome colours and from each other.
 BASELINE_STYLES = [
@@ -37,6 +39,8 @@ def draw_all(record: SweepRecord, importance: dict[str, float], folder: Path) ->
         "Score by capacity: hidden units and layers": (capacity, "capacity.png"),
         "Model size against data size": (model_vs_data, "model_vs_data.png"),
     }
+    if record.objectives:  # search.objectives
+        figures = {PARETO: (pareto_front, "pareto_front.png")} | figures
     if record.forecast is not None and len(record.forecast):
         figures["Test forecasts against the actual values"] = (forecast_vs_actual, "forecast.png")
     out = {}
@@ -46,6 +50,38 @@ def draw_all(record: SweepRecord, importance: dict[str, float], folder: Path) ->
         plt.close(fig)
         out[title] = folder / name
     return out
+
+
+def pareto_front(record: SweepRecord) -> plt.Figure:
+    """Every trial scored on search.objectives at its best epoch of the metric, the first objective against each
+    other one (one panel per pair): the Pareto front's trials in colour, labelled with their trial ids and joined
+    by a step line in the first objective's order, the dominated ones grey. Trials that lack an objective's value
+    (an older sweep logged latency_ms only for its front) are left out of that panel and counted in its title."""
+    table = record.pareto()
+    (first, first_mode), *others = record.objectives
+    fig, axes = plt.subplots(1, len(others), figsize=(7.5 * len(others), 5), squeeze=False)
+    for ax, (other, other_mode) in zip(axes[0], others, strict=True):
+        finite = table[[first, other]].apply(pd.to_numeric, errors="coerce").map(np.isfinite).all(axis=1)
+        shown, front = table[finite], table[finite & table["on_front"]].sort_values([first, other])
+        dominated = shown[~shown["on_front"]]
+        ax.scatter(
+            dominated[first], dominated[other], color=DOMINATED, alpha=0.7, label=f"dominated ({len(dominated)})"
+        )
+        ax.step(front[first], front[other], where="post", color=FRONT, lw=1.2, alpha=0.8)
+        ax.scatter(front[first], front[other], color=FRONT, zorder=3, label=f"Pareto front ({len(front)})")
+        for trial_id, x, y in zip(front["trial_id"], front[first], front[other], strict=True):
+            ax.annotate(str(trial_id), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8, bbox=LABEL_BOX)
+        for axis, name, mode in ((ax.xaxis, first, first_mode), (ax.yaxis, other, other_mode)):
+            axis.set_label_text(f"{name} ({'lower' if mode == 'min' else 'higher'} is better)")
+            values = shown[name].astype(float)
+            if len(values) and values.min() > 0 and values.max() / values.min() > 20:  # sizes span decades
+                (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+                plain_log_ticks(axis)
+        left_out = len(table) - len(shown)
+        ax.set_title(f"{first} against {other}" + (f" ({left_out} trials without both not shown)" * bool(left_out)))
+        outside_legend(ax, fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def learning_curves(record: SweepRecord) -> plt.Figure:

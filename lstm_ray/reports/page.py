@@ -33,6 +33,7 @@ from lstm_ray.tracking.runs import ROLE_SWEEP, TAG_ROLE, connect
 
 TOP_TRIALS = 10
 IMPORTANCE = "Hyperparameter importance"  # the figure `_importance_note` explains
+PARETO = "Pareto front"  # figures.PARETO, which `_pareto_note` explains (figures.py imports matplotlib)
 OUTCOMES = (outcomes.COMPLETED, outcomes.STOPPED_EARLY, outcomes.FAILED)  # in the summary's order
 
 
@@ -58,7 +59,7 @@ def _html(record: SweepRecord, figures: dict[str, Path], board: pd.DataFrame) ->
     sections = []
     for title, path in figures.items():
         encoded = base64.b64encode(path.read_bytes()).decode()
-        note = _importance_note(record) if title == IMPORTANCE else ""
+        note = {IMPORTANCE: _importance_note, PARETO: _pareto_note}.get(title, lambda r: "")(record)
         sections.append(
             f"<h2>{html.escape(title)}</h2>\n{note}"
             f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
@@ -104,6 +105,18 @@ def _importance_note(record: SweepRecord) -> str:
     items = "".join(f"<li>{html.escape(key)}: {html.escape(why)}</li>" for key, why in sorted(hidden.items()))
     which = "every searched parameter" if len(hidden) == len(record.searched) else "these parameters"
     return f"<p>{html.escape(rule)} Hidden for {which}:</p>\n<ul class='hidden'>{items}</ul>\n"
+
+
+def _pareto_note(record: SweepRecord) -> str:
+    """What the Pareto figure shows, and the front's trials."""
+    table = record.pareto()
+    front = ", ".join(table.loc[table["on_front"], "trial_id"].astype(str)) if len(table) else ""
+    objectives = ", ".join(f"{metric} ({mode})" for metric, mode in record.objectives)
+    return (
+        f"<p>Each trial at its best epoch of {html.escape(record.metric)} (the checkpoint the sweep keeps), on "
+        f"{html.escape(objectives)}. In colour the Pareto front: no other trial is at least as good on every "
+        f"objective and better on one; grey: dominated trials. Front: {html.escape(front or 'none')}.</p>\n"
+    )
 
 
 def _baselines_table(record: SweepRecord) -> str:

@@ -11,6 +11,7 @@ beside the naive baselines the sweep scored on the same windows (`baselines`, `f
 
 from __future__ import annotations
 
+import ast
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ import yaml
 
 from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params, dotted_keys
+from lstm_ray.config.objectives import objective_pairs
 from lstm_ray.data.windows import window_setting
+from lstm_ray.reports.front import front_table, objectives_of, recorded_front, score_at_best, values_at_best
 from lstm_ray.search.fidelity import asha_rungs
+from lstm_ray.tracking.callbacks import EPOCH_SECONDS
 from lstm_ray.tracking.runs import (
     BASELINE_PREFIX,
     FORECAST_ARTIFACT,
@@ -38,11 +42,12 @@ from lstm_ray.tracking.runs import (
 class TrialRecord:
     trial_id: str
     params: dict[str, Any]  # the searched hyperparameters (dotted config paths)
-    history: pd.DataFrame  # one row per epoch: epoch, train_loss, val_* ...
+    history: pd.DataFrame  # one row per epoch: epoch, train_loss, val_* ... (from MLflow also epoch_seconds)
     outcome: str  # outcomes.COMPLETED | STOPPED_EARLY | FAILED
     run_id: str = ""  # its MLflow child run
     model_parameters: float = math.nan  # trainable parameters of its network
     train_windows: float = math.nan  # training windows (classify: sequences) its window setting cut
+    objectives: dict[str, float] = field(default_factory=dict)  # search.objectives at its best search.metric epoch
 
 
 @dataclass
@@ -63,6 +68,8 @@ class SweepRecord:
     baselines: dict[str, float] = field(default_factory=dict)  # "last_value.val_rmse" -> 0.94 (no "baseline.")
     forecast: pd.DataFrame | None = None  # the winner's and best baseline's test forecasts (FORECAST_ARTIFACT)
     best_baseline: str = ""  # the baseline in `forecast`, e.g. "last_value"
+    objectives: list[tuple[str, str]] = field(default_factory=list)  # search.objectives as (metric, mode)
+    front: list[str] | None = None  # the Pareto front's trial ids as MLflow recorded them; None: computed
 
     @classmethod
     def from_results(
@@ -92,6 +99,8 @@ class SweepRecord:
                 str(frame["trial_id"].iloc[-1]), dict(result.config), history.reset_index(drop=True), outcome
             )
             trial.model_parameters, trial.train_windows = trial_size(apply_params(cfg, trial.params), data)
+            sizes = {"model_parameters": trial.model_parameters}
+            trial.objectives = values_at_best(frame, cfg.search.metric, cfg.search.mode, objective_pairs(cfg), sizes)
             trials.append(trial)
         train_rows = data.split_sizes()["train"]
         return cls(
@@ -101,6 +110,7 @@ class SweepRecord:
             baselines={key.removeprefix(BASELINE_PREFIX): float(v) for key, v in (baselines or {}).items()},
             forecast=forecast,
             best_baseline=best_baseline,
+            objectives=objective_pairs(cfg) if cfg.search.objectives else [],
         )
 
     @classmethod
@@ -110,24 +120,30 @@ class SweepRecord:
         parent = client.get_run(parent_run_id)
         flat = {k: _parse(v) for k, v in parent.data.params.items()}
         children = child_runs(client, parent.info.experiment_id, parent_run_id)
-        trials = []
+        trials, tags = [], {}
         for run_id in children.values():
             run = client.get_run(run_id)
+            tags[run.data.tags[TAG_TRIAL_ID]] = run.data.tags
             series = {
                 key: {m.step: m.value for m in client.get_metric_history(run_id, key)}
                 for key in run.data.metrics
-                if key.startswith(("train_", "val_"))
+                if is_per_epoch(key)
             }
             history = pd.DataFrame(series).rename_axis("epoch").reset_index().sort_values("epoch")
             params = {k: _parse(v) for k, v in run.data.params.items()}
             outcome = run.data.tags.get(TAG_OUTCOME, outcomes.FAILED)
             size = [run.data.metrics.get(key, math.nan) for key in ("model_parameters", "train_windows")]
             trials.append(TrialRecord(run.data.tags[TAG_TRIAL_ID], params, history, outcome, run_id, *size))
+        objectives = objectives_of(flat)
+        front, logged = recorded_front(client, parent_run_id, tags) if objectives else (None, {})
+        score_at_best(trials, flat["search.metric"], flat["search.mode"], objectives, logged)
         metrics = parent.data.metrics
         return cls(
             **_settings(flat),
             train_rows=int(metrics.get("train_rows", 0)),
             trials=sorted(trials, key=lambda t: t.trial_id),
+            objectives=objectives,
+            front=front,
             baselines={k.removeprefix(BASELINE_PREFIX): v for k, v in metrics.items() if k.startswith(BASELINE_PREFIX)},
             forecast=_read_forecast(client, parent_run_id),
             best_baseline=parent.data.tags.get(TAG_BEST_BASELINE, ""),
@@ -182,6 +198,12 @@ class SweepRecord:
         board = pd.DataFrame(rows, columns=["baseline", self.metric, test_metric])
         return board.sort_values(self.metric, ascending=self.mode == "min").reset_index(drop=True)
 
+    def pareto(self) -> pd.DataFrame:
+        """search.objectives: one row per trial scored on them (trial_id, each objective at its best epoch of
+        the metric, on_front); empty for a sweep of one objective."""
+        scored = {t.trial_id: t.objectives for t in self.trials if t.objectives}
+        return front_table(scored, self.objectives, self.front) if self.objectives else pd.DataFrame()
+
     def setting(self, trial: TrialRecord, key: str) -> Any:
         return trial.params.get(key, self.base.get(key))
 
@@ -212,6 +234,15 @@ class SweepRecord:
         board = board.sort_values(f"best_{self.metric}", ascending=self.mode == "min", na_position="last")
         board.insert(0, "rank", range(1, len(board) + 1))
         return board.reset_index(drop=True)
+
+
+SIZES = ("model_parameters", "train_windows")  # a trial's size, logged once at step 0 when it ends
+PER_EPOCH = (EPOCH_SECONDS, "latency_ms")  # logged with each epoch besides the train_* and val_* curves
+
+
+def is_per_epoch(key: str) -> bool:
+    """Whether a trial run's metric `key` is one value per epoch (a history column), not one of its SIZES."""
+    return key not in SIZES and (key.startswith(("train_", "val_")) or key in PER_EPOCH)
 
 
 def trial_size(cfg: ExperimentConfig, data: Any) -> tuple[float, float]:
@@ -330,9 +361,12 @@ def _read_forecast(client: Any, run_id: str) -> pd.DataFrame | None:
 
 
 def _parse(text: str) -> Any:
-    """An MLflow param string (Python's str of the value) back to the value: numbers, booleans, None, lists."""
-    if text == "None":
-        return None
+    """An MLflow param string (Python's str of the value) back to the value: numbers, booleans, None, lists,
+    mappings (`search.budget` as {'usd': 0.4, 'gpu_hours': None}); other text as YAML reads it."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

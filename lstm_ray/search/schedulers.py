@@ -4,7 +4,7 @@
 
 - `asha`: asynchronous successive halving; rungs at grace_period * reduction_factor^k epochs below `max_t`
   (default train.max_epochs); trials that pass the last rung train on to train.max_epochs. `brackets` > 1
-  staggers the first rung.
+  staggers the first rung. With `search.objectives`, MO-ASHA (`mo_asha.py`) promotes by non-dominated sorting.
 - `hyperband`: synchronous HyperBand (trials pause until their bracket can be judged).
 - `median`: stops a trial whose best value so far is worse than the median of the other trials' running
   averages at the same epoch (from `grace_period` on, once 3 trials have got there).
@@ -30,7 +30,9 @@ from ray.tune.schedulers import (
 )
 
 from lstm_ray.config import PBT_MUTABLE, ExperimentConfig
+from lstm_ray.config.objectives import objective_pairs
 from lstm_ray.config.space import Distribution
+from lstm_ray.search.mo_asha import MultiObjectiveASHA
 from lstm_ray.search.searchers import search_space, to_tune_domain
 
 EPOCHS = "training_iteration"  # one Tune result per epoch
@@ -51,7 +53,10 @@ def _last_rung(cfg: ExperimentConfig) -> int:
 
 def _asha(cfg: ExperimentConfig) -> TrialScheduler:
     max_t = _last_rung(cfg)
-    return ASHAScheduler(
+    # With search.objectives, MO-ASHA: the same rungs, promotion by non-dominated sorting (mo_asha.py).
+    multi = {"objectives": objective_pairs(cfg)} if cfg.search.objectives else {}
+    return (MultiObjectiveASHA if multi else ASHAScheduler)(
+        **multi,
         time_attr=EPOCHS,
         max_t=max_t,
         grace_period=min(cfg.search.grace_period, max_t),

@@ -8,7 +8,9 @@
 - `hyperopt`: TPE over a tree-structured HyperOpt space; `n_initial_points` random proposals first;
   `max_history` bounds the trials TPE fits, so proposing stays cheap in sweeps of thousands of trials.
 - `optuna`: Optuna's multivariate TPE over a define-by-run space (conditional dimensions are asked only
-  when active); `bayesopt`: Optuna's Gaussian-process sampler, for small continuous spaces.
+  when active; with `search.objectives`, multi-objective TPE, `mo_optuna.py`); `nsga2`: Optuna's NSGA-II
+  genetic sampler on one objective or on `search.objectives` (`nsga2.py`); `bayesopt`: Optuna's
+  Gaussian-process sampler, for small continuous spaces.
 
 Model-based searchers hear about early-stopped trials as `fidelity.py` describes, start from `known`
 points (warm start) and try `points_to_evaluate` first. Heavy libraries are imported inside the builders.
@@ -25,6 +27,7 @@ from ray import tune
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from lstm_ray.config import MODEL_BASED, ExperimentConfig, dotted_keys
+from lstm_ray.config.objectives import objective_pairs
 from lstm_ray.config.space import Distribution, resolve_fixed_conditions
 from lstm_ray.search.fidelity import SearchSetup
 
@@ -127,7 +130,21 @@ def _optuna(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
         sampler = optuna.samplers.TPESampler(
             seed=cfg.search.seed, n_startup_trials=cfg.search.n_initial_points, multivariate=True, group=True
         )
+    if cfg.search.objectives:  # the same TPE on several objectives is MOTPE
+        from lstm_ray.search.mo_optuna import MultiObjectiveOptunaSearch
+
+        return MultiObjectiveOptunaSearch(search_setup(cfg, known), objective_pairs(cfg), sampler=sampler)
     return _optuna_searcher(cfg, known, sampler)
+
+
+def _nsga2(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
+    from lstm_ray.search.nsga2 import nsga2_sampler
+
+    if cfg.search.objectives:
+        from lstm_ray.search.mo_optuna import MultiObjectiveOptunaSearch
+
+        return MultiObjectiveOptunaSearch(search_setup(cfg, known), objective_pairs(cfg), sampler=nsga2_sampler(cfg))
+    return _optuna_searcher(cfg, known, nsga2_sampler(cfg))
 
 
 def _bayesopt(cfg: ExperimentConfig, known: list[KnownPoint]) -> Searcher:
@@ -156,5 +173,6 @@ SEARCHERS: dict[str, Callable[[ExperimentConfig, list[KnownPoint]], Searcher | S
     "random": _random,
     "hyperopt": _hyperopt,
     "optuna": _optuna,
+    "nsga2": _nsga2,
     "bayesopt": _bayesopt,
 }

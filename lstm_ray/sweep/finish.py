@@ -22,12 +22,15 @@ from ray import tune
 
 from lstm_ray import outcomes
 from lstm_ray.config import ExperimentConfig, apply_params
+from lstm_ray.config.objectives import objective_pairs
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import WindowSetting, window_setting
 from lstm_ray.errors import one_line
 from lstm_ray.reports.page import write_report
 from lstm_ray.reports.record import SweepRecord
+from lstm_ray.search.pareto import pareto_front
 from lstm_ray.sweep.comparison import BaselineComparison, compare_to_baselines, forecast_frame
+from lstm_ray.sweep.front_choice import front_winner
 from lstm_ray.sweep.manifest import build_manifest
 from lstm_ray.sweep.reevaluate import Reevaluation
 from lstm_ray.sweep.trainable import load_checkpoint_state, refit_on_holdout
@@ -61,6 +64,8 @@ class SweepSummary:
     comparison: BaselineComparison | None = None  # the winner against the naive baselines
     tie_note: str = ""  # how a tie on the metric was broken, when there was one
     leaderboard: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per trial, best first
+    pareto: list[dict[str, Any]] = field(default_factory=list)  # search.objectives: the front, best search.metric first
+    pick_line: str = ""  # search.pick: which front member won, or a "warning: ..." line when none met the rule
 
 
 def finish_sweep(
@@ -76,9 +81,12 @@ def finish_sweep(
     run closed FAILED with the reasons) when no trial reported the metric."""
     metric, mode = cfg.search.metric, cfg.search.mode
     failures = {_trial_id(r): error_line(r.error) for r in results if r.error is not None}
-    if not scored_trials(results, metric):
+    if not kept_checkpoint(scored_trials(results, metric)):
         end_without_winner(cfg, results, tracker, started, failures)
-    winner = pick_winner(results, metric, mode)
+    front = pareto_trials(cfg, results) if cfg.search.objectives else []
+    best_kept = pick_winner(kept_checkpoint(results), metric, mode)
+    choice = front_winner(cfg, results, front, best_kept)  # search.pick: a front member
+    winner = choice.winner
     best = reevaluation.best if reevaluation else winner.result
     state = load_checkpoint_state(
         winner.checkpoint if best is winner.result else best.get_best_checkpoint(metric, mode)
@@ -99,11 +107,13 @@ def finish_sweep(
         logged = pool.submit(log_results, tracker, record, results)
         lookback = best_cfg.data.lookback
         example = raw_example(cfg.data.source, state["preprocessing"], lookback)
-        tracker.log_model(model, example, state["preprocessing"], lookback)
+        tracker.log_model(model, example, state["preprocessing"], lookback, register=not choice.missed)
         logged.result()
     elapsed = time.monotonic() - started
     compute = sum(float(r.metrics.get("time_total_s", 0.0)) for r in results)
     tracker.log_json(build_manifest(cfg, prepared, dict(best.config), reevaluation), "manifest.json")
+    if front:
+        tracker.log_pareto(front, objective_pairs(cfg))
     extra = (reevaluation.metrics() if reevaluation else {}) | comparison.metrics()
     tracker.finish(
         test | extra | {f"best_{metric}": best_value, "sweep_seconds": elapsed, "trial_compute_seconds": compute},
@@ -126,7 +136,32 @@ def finish_sweep(
         comparison=comparison,
         tie_note="" if reevaluation else winner.note,
         leaderboard=record.leaderboard(),
+        pareto=front,
+        pick_line=choice.line,
     )
+
+
+def pareto_trials(cfg: ExperimentConfig, results: tune.ResultGrid) -> list[dict[str, Any]]:
+    """The trials on the Pareto front of search.objectives, best search.metric first: each one's trial id, params
+    and objectives at its best epoch of search.metric (the checkpoint the sweep keeps)."""
+    metric, mode = cfg.search.metric, cfg.search.mode
+    rows = []
+    for result in scored_trials(results, metric):
+        frame, scores = result.metrics_dataframe, result.metrics_dataframe[metric].dropna()
+        if scores.empty:
+            continue
+        best = frame.loc[scores.idxmin() if mode == "min" else scores.idxmax()]
+        values = {m: float(best[m]) for m, _ in objective_pairs(cfg) if m in best}
+        epochs = int(best.get("training_iteration", 0))
+        rows.append({"trial_id": _trial_id(result), "epoch": epochs, **values, "params": dict(result.config)})
+    front = [rows[i] for i in pareto_front(rows, objective_pairs(cfg))]
+    return sorted(front, key=lambda row: row.get(metric, math.nan) * (1 if mode == "min" else -1))
+
+
+def kept_checkpoint(results: Any) -> list[tune.Result]:
+    """The trials with a checkpoint: a stopper's stop_all (search.stop reached) can end a trial whose first result
+    Tune took but whose checkpoint it never registered; such a trial cannot win."""
+    return [r for r in results if r.best_checkpoints]
 
 
 def scored_trials(results: tune.ResultGrid, metric: str) -> list[tune.Result]:

@@ -1,6 +1,7 @@
 """A one-line progress report for sweeps: counts by outcome, the best score so far and elapsed time.
 
     [00:42] 7/16 trials done: 4 completed, 3 stopped early, 0 failed | 2 running | best val_rmse 0.412
+    ... | best val_rmse 0.412 | spent 3.1/20 GPU-h, $12.30/$150     (with search.budget)
 
 Ray's full trial table stays available with `lstm-ray tune --verbose`.
 """
@@ -12,6 +13,7 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from ray import tune
@@ -38,13 +40,14 @@ class ProgressLine(tune.Callback):
         self.counts = {outcomes.COMPLETED: 0, outcomes.STOPPED_EARLY: 0, outcomes.FAILED: 0}
         self.best = math.nan
         self.dirty = False
+        self.budget_state: Callable[[], str] | None = None  # search.budget's spend, e.g. "spent 3.1/20 GPU-h"
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__ | {"out": None}  # Tune pickles callbacks; streams cannot be pickled
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Unpickled by a resume: the old process's clock means nothing here (`complete_sweep` sets the resume's).
-        self.__dict__ = state | {"out": sys.stdout, "started": time.monotonic()}
+        self.__dict__ = {"budget_state": None} | state | {"out": sys.stdout, "started": time.monotonic()}
 
     def get_state(self) -> dict[str, Any]:
         """Saved by Tune with the experiment: a resumed sweep's line goes on counting its earlier trials."""
@@ -82,10 +85,11 @@ class ProgressLine(tune.Callback):
         elapsed = int(time.monotonic() - self.started)
         done = sum(self.counts.values())
         best = "-" if math.isnan(self.best) else f"{self.best:.4g}"
+        spent = f" | {self.budget_state()}" if self.budget_state is not None else ""
         self.out.write(
             f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {done}/{self.total} trials done: "
             f"{self.counts[outcomes.COMPLETED]} completed, {self.counts[outcomes.STOPPED_EARLY]} stopped early, "
-            f"{self.counts[outcomes.FAILED]} failed | {len(self.running)} running | best {self.metric} {best}\n"
+            f"{self.counts[outcomes.FAILED]} failed | {len(self.running)} running | best {self.metric} {best}{spent}\n"
         )
         self.out.flush()
         self.last_print = time.monotonic()

@@ -20,14 +20,17 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
 from lstm_ray.config import ExperimentConfig, apply_params
+from lstm_ray.config.objectives import objective_pairs
 from lstm_ray.data.dataset import PreparedData
 from lstm_ray.data.windows import window_setting
 from lstm_ray.errors import one_line
 from lstm_ray.redaction import redact_values
+from lstm_ray.reports.record import trial_size
 from lstm_ray.sweep.gpu_packing import GpuPacking
 from lstm_ray.sweep.preemption import load_notice_checkpoint, newer_state, run_until_notice
 from lstm_ray.train.crossval import FoldTrainers
 from lstm_ray.train.distributed import data_parallel
+from lstm_ray.train.latency import served_latency_ms
 from lstm_ray.train.training import Trainer, carry_hyperparameters, run_epochs, seed_everything, select_device
 from lstm_ray.train.transfer import CHECKPOINT_FILE, assemble_model
 
@@ -59,11 +62,12 @@ def _train(cfg: ExperimentConfig, data: PreparedData) -> None:
     data = data.for_config(cfg.data)  # the variant prepared for this trial's searched data.scaling etc.
     trainer = build_trainer(cfg, data, select_device(prefer_gpu=cfg.resources.gpu > 0))
     extra = {"config": redact_values(cfg.to_dict()), "preprocessing": data.preprocessing_state()}
+    sizes = objective_sizes(cfg, data, trainer)
 
     def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state | extra | {"metrics": metrics}, os.path.join(folder, CHECKPOINT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report(metrics | sizes, checkpoint=tune.Checkpoint.from_directory(folder))
 
     # A retry after a termination notice continues mid-epoch from the state saved then (preemption.py).
     start = newer_state(load_checkpoint_state(tune.get_checkpoint()), load_notice_checkpoint())
@@ -71,6 +75,18 @@ def _train(cfg: ExperimentConfig, data: PreparedData) -> None:
     start = carry_hyperparameters(start, cfg)
     with data_parallel(trainer, start, workers=workers, threads=threads) if workers > 1 else contextlib.nullcontext():
         run_until_notice(trainer, report, start)
+
+
+def objective_sizes(cfg: ExperimentConfig, data: PreparedData, trainer: Trainer | FoldTrainers) -> dict[str, float]:
+    """The objectives of search.objectives that do not change while a trial trains, measured once: MO-ASHA ranks
+    every result on all objectives, so they ride along each epoch's report."""
+    wanted, sizes = dict(objective_pairs(cfg)), {}
+    if "model_parameters" in wanted:
+        sizes["model_parameters"] = trial_size(cfg, data)[0]
+    if "latency_ms" in wanted:
+        first = trainer.trainers[0] if isinstance(trainer, FoldTrainers) else trainer
+        sizes["latency_ms"] = served_latency_ms(first.model, first.windows["val"], first.device, cfg.train.batch_size)
+    return sizes
 
 
 class TrialOutOfMemory(MemoryError):

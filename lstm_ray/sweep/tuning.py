@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import sys
 import time
@@ -22,11 +21,13 @@ from typing import Any, TextIO
 import ray
 from ray import tune
 from ray.tune.search import SearchAlgorithm, Searcher
+from ray.tune.stopper import CombinedStopper
 
 from lstm_ray.config import ExperimentConfig, apply_params
 from lstm_ray.data.dataset import PreparedData, prepare_sweep_data
 from lstm_ray.reports.record import trial_size
-from lstm_ray.search.budgets import TargetReached, limit_trials
+from lstm_ray.search.budgets import CostBudget, TargetReached, TrialCap, limit_trials
+from lstm_ray.search.cost import planned_trials, refuse_unpriced_budget
 from lstm_ray.search.schedulers import build_scheduler
 from lstm_ray.search.searchers import KnownPoint, build_param_space, build_searcher, to_tune_domain
 from lstm_ray.storage import as_uri, save_resume_info, sweep_folder_name
@@ -46,8 +47,9 @@ from lstm_ray.sweep.progress import ProgressLine, drop_ray_notices, shorten_tria
 from lstm_ray.sweep.reevaluate import Reevaluation, reevaluate
 from lstm_ray.sweep.signer import SweepSigner
 from lstm_ray.sweep.trainable import checkpoint_config, result_loggers, train_packed_trial, train_trial
-from lstm_ray.sweep.warm_start import warm_start_points
-from lstm_ray.tracking.sweep import SweepTracker, UntrackedSweep, start_tracking
+from lstm_ray.sweep.warm_start import warm_start
+from lstm_ray.tracking.callbacks import TrialLogger
+from lstm_ray.tracking.sweep import TAG_BUDGET, SweepTracker, UntrackedSweep, start_tracking
 
 __all__ = [
     "SweepSummary",
@@ -110,12 +112,16 @@ def run_sweep(
     started = time.monotonic()  # the one clock of the sweep: progress line and summary
     if address is None and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized():
         check_this_machine(cfg)  # before Ray starts here: a trial too large for this machine, a precision it cannot run
+        refuse_unpriced_budget(cfg, [])  # the Ray started here has no node price label
     ray_start = f"joining Ray at {address}" if address else "starting Ray"
     print(f"Sweep {cfg.name}: {ray_start} and MLflow ...", flush=True)  # at once: Ray takes seconds to start
     if cfg.resources.max_failures is None:
         cfg = apply_params(cfg, {"resources.max_failures": CLUSTER_RETRIES if address else 0})
     data = data or prepare_sweep_data(cfg)
-    known = warm_start_points(cfg)
+    warmed = warm_start(cfg, data)
+    if cfg.search.warm_start:  # which earlier trials the searcher learns from, and why not the others
+        print(f"Sweep {cfg.name}: {warmed.line()}", flush=True)
+    known = warmed.points
     tracker, searcher, slots = start_sweep_services(cfg, config_text, data, known, address, verbose)
     if isinstance(tracker, SweepTracker):  # a trial's size goes with its end write, not in a call of its own
         tracker.callback.sizes = lambda config: trial_size(apply_params(cfg, config), data)
@@ -132,13 +138,14 @@ def run_sweep(
             out=progress or sys.stdout,
             started=started,
         )
+        cost = CostBudget.from_config(cfg, slots)  # search.budget; first: a trial's cost is logged before its run ends
         tuner = build_tuner(
             cfg,
             data,
             searcher=searcher,
             slots=slots,
             name=name,
-            callbacks=[tracker.callback, line, SweepSigner(), *(callbacks or [])],
+            callbacks=[*([cost] if cost else []), tracker.callback, line, SweepSigner(), *(callbacks or [])],
             verbose=verbose,
         )
     return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
@@ -162,10 +169,34 @@ def complete_sweep(
         for callback in tuner._local_tuner.get_run_config().callbacks or []:
             if isinstance(callback, ProgressLine):  # a resumed sweep's, unpickled: its clock starts with the resume
                 callback.started = started
+        cost = wire_budget(tuner, tracker)
         with tune_settings(slots, verbose):
             results = fit_or_interrupt(tuner)
+            if cost is not None and cost.closed():
+                print(f"Sweep {cfg.name}: {cost.ended_line()}", flush=True)
+                tracker.log_metrics({}, None, tags={TAG_BUDGET: cost.ended_line()})
             reevaluation = reevaluated(cfg, data, results, tracker, slots)
         return finish_sweep(cfg, data, results, tracker, started, reevaluation)
+
+
+def wire_budget(tuner: tune.Tuner, tracker: SweepTracker | UntrackedSweep) -> CostBudget | None:
+    """Connect the sweep's CostBudget (search.budget), a new one or one a resume unpickled, to what it does not
+    pickle: the tracker it logs cost to, the progress line it reports to, the trial logger it tells why it stopped
+    a trial, and the trial cap it gates."""
+    callbacks = tuner._local_tuner.get_run_config().callbacks or []
+    cost = next((c for c in callbacks if isinstance(c, CostBudget)), None)
+    if cost is None:
+        return None
+    cost.log = tracker.log_metrics
+    for callback in callbacks:
+        if isinstance(callback, ProgressLine):
+            callback.budget_state = cost.state
+    if isinstance(tracker.callback, TrialLogger):
+        tracker.callback.stop_reasons = cost.stopped
+    search_alg = tuner._local_tuner._tune_config.search_alg
+    if isinstance(search_alg, TrialCap) and search_alg.gate is None:  # unpickled by a resume: its gate is not
+        search_alg.gate = cost.room_for_next
+    return cost
 
 
 def start_sweep_services(
@@ -212,6 +243,8 @@ def prepare_tune(cfg: ExperimentConfig, address: str | None, verbose: bool) -> i
     nodes = [n for n in ray.nodes() if n["Alive"]]
     types = node_types(nodes) if address else []
     refuse_unfit_trial(cfg, [n["Resources"] for n in nodes], types)  # Tune would wait for such a trial forever
+    workers = [n.get("Labels") or {} for n in nodes if how_many_fit(trial_demand(cfg), n["Resources"])]
+    refuse_unpriced_budget(cfg, workers + [kind.labels for kind in types])  # search.budget.usd: every node priced
     return trial_slots(cfg, types)
 
 
@@ -269,9 +302,16 @@ def build_tuner(
     """The Tuner of one sweep: `searcher` (from `build_searcher`), scheduler, budgets and storage as
     `cfg.search` says."""
     search = cfg.search
+    cost, target = next((c for c in callbacks if isinstance(c, CostBudget)), None), TargetReached.from_config(cfg)
+    gates = [gate for gate in (target.open if target else None, cost.room_for_next if cost else None) if gate]
     search_alg = limit_trials(
-        searcher, slots=slots, max_trials=search.max_trials, hyperband=search.scheduler == "hyperband"
+        searcher,
+        slots=slots,
+        max_trials=search.max_trials,
+        hyperband=search.scheduler == "hyperband",
+        gate=(lambda: all(gate() for gate in gates)) if gates else None,
     )
+    stoppers = [s for s in (target, cost) if s is not None]
     return tune.Tuner(
         trainable(cfg, data),
         param_space=build_param_space(cfg),
@@ -288,7 +328,7 @@ def build_tuner(
             name=name,
             storage_path=as_uri(cfg.storage.path),
             callbacks=[*callbacks, *result_loggers(cfg)],
-            stop=TargetReached.from_config(cfg),
+            stop=CombinedStopper(*stoppers) if len(stoppers) > 1 else (stoppers or [None])[0],
             verbose=2 if verbose else 0,
             # A trial whose worker or node died restarts from its last checkpoint (its MLflow run continues);
             # one that would fail the same way again does not (retry_policy.py).
@@ -324,13 +364,3 @@ def reevaluated(
     if cfg.search.reevaluate is None or not scored_trials(results, cfg.search.metric):
         return None
     return reevaluate(cfg, results, trainable=trainable(cfg, data), tracker=tracker, slots=slots)
-
-
-def planned_trials(cfg: ExperimentConfig) -> int:
-    """Trials the sweep will run: num_samples (times the grid), capped by max_trials."""
-    total = cfg.search.num_samples * _grid_size(cfg)
-    return min(total, cfg.search.max_trials or total)
-
-
-def _grid_size(cfg: ExperimentConfig) -> int:
-    return math.prod(len(d.args) for d in cfg.parsed_space().values() if d.kind == "grid")

@@ -37,6 +37,7 @@ from lstm_ray.tracking.runs import (
 )
 
 log = logging.getLogger(__name__)
+EPOCH_SECONDS = "epoch_seconds"  # a trial run's per-epoch metric: how long the epoch took (`lstm-ray replay`'s clock)
 
 
 class OutcomeCounter(tune.Callback):
@@ -90,6 +91,7 @@ class TrialLogger(OutcomeCounter):
         self.sizes: Callable[[dict[str, Any]], tuple[float, float]] | None = None
         self.sized: set[str] = set()  # trial ids whose end write, queued by this process, carries its sizes
         self.live: dict[str, Any] = {}  # trial id -> the trial, while its run is open in this process
+        self.stop_reasons: dict[str, str] = {}  # trial id -> why a stopper ended it (a cost budget's, shared)
         self.outbox: Outbox | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -97,7 +99,7 @@ class TrialLogger(OutcomeCounter):
         return self.__dict__ | {"outbox": None, "sizes": None, "sized": set(), "live": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"live": {}} | state)  # a sweep saved before `live` existed resumes too
+        self.__dict__.update({"live": {}, "stop_reasons": {}} | state)  # a sweep saved before these resumes too
 
     def setup(self, **info: Any) -> None:
         self.start()
@@ -209,7 +211,7 @@ class TrialLogger(OutcomeCounter):
 
     def _end_write(self, trial: Any, outcome: str, reason: str) -> Write:
         epoch = int((trial.last_result or {}).get("epoch", 0))
-        reason = reason or outcomes.stop_reason(trial.last_result, outcome)
+        reason = reason or self.stop_reasons.get(trial.trial_id) or outcomes.stop_reason(trial.last_result, outcome)
         tags = [
             RunTag(TAG_OUTCOME, outcome),
             RunTag(TAG_STOP_REASON, reason[:5000]),
@@ -238,14 +240,21 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def trial_metrics(result: dict[str, Any]) -> list[Metric]:
-    """The trainable's own metrics (train_* and val_*), stepped by epoch; none of Ray's bookkeeping."""
+    """The trainable's own metrics (train_*, val_* and a measured `latency_ms`) and the epoch's seconds
+    (EPOCH_SECONDS, Tune's time_this_iter_s), stepped by epoch; none of Ray's other bookkeeping."""
     step = int(result.get("epoch", result.get("training_iteration", 0)))
     now = int(result.get("timestamp", time.time()) * 1000)
-    return [
+    metrics = [
         Metric(key, float(value), now, step)
         for key, value in result.items()
-        if key.startswith(("train_", "val_")) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if (key.startswith(("train_", "val_")) or key == "latency_ms")
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
     ]
+    seconds = result.get("time_this_iter_s")
+    if isinstance(seconds, (int, float)) and np.isfinite(seconds):
+        metrics.append(Metric(EPOCH_SECONDS, float(seconds), now, step))
+    return metrics
 
 
 def _reopen(client: Any, run_id: str) -> bool:

@@ -155,6 +155,28 @@ def sweep_trials(tracking_uri: str, name: str, metric: str, key: str = "search.w
     return trials
 
 
+def sweep_parent(client: MlflowClient, name: str, tracking_uri: str, key: str = "SWEEP") -> Run:
+    """The parent run `name` names: an MLflow experiment's latest sweep, or a sweep's parent run id.
+    ConfigError names `key` when it is neither, or when the experiment holds no sweep."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        latest = client.search_runs(
+            [experiment.experiment_id], f"tags.`{TAG_ROLE}` = '{ROLE_SWEEP}'", order_by=["start_time DESC"],
+            max_results=1,
+        )  # fmt: skip
+        if not latest:
+            raise ConfigError(key, f"experiment {name!r} holds no sweep yet; run `lstm-ray tune` first")
+        return latest[0]
+    try:
+        run = client.get_run(name)
+    except MlflowException:
+        where = redact(tracking_uri)
+        raise ConfigError(key, f"{name!r} is neither an MLflow experiment nor a run at {where}") from None
+    if run.data.tags.get(TAG_ROLE) != ROLE_SWEEP:
+        raise ConfigError(key, f"run {name} is not a sweep's parent run; name the parent or its experiment")
+    return run
+
+
 def why_unreachable(uri: str, timeout_s: float) -> str:
     """ "" if the MLflow tracking server at `uri` answers a query within `timeout_s`, else the gist of why not.
     One short try: MLflow's default retries would take minutes to say the same."""

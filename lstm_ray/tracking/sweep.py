@@ -44,6 +44,9 @@ from lstm_ray.tracking.runs import ROLE_SWEEP, TAG_CONFIG_NAME, TAG_PHASE, TAG_R
 log = logging.getLogger(__name__)
 
 PACKAGE_FOLDER = Path(__file__).resolve().parents[1]  # lstm_ray/: its checkout's commit is the sweep's code version
+PARETO_ARTIFACT = "pareto.json"  # search.objectives: the parent run's Pareto front
+TAG_PARETO = "lstm_ray.pareto"  # "true" on the run of each trial on that front
+TAG_BUDGET = "lstm_ray.budget"  # the parent run's, when search.budget ended the sweep: why, and the spend
 # Keys that mean nothing to a classify sweep: left out of its parent run's params.
 FORECAST_ONLY = ("data.lookback", "data.horizon", "data.stride", "data.lags", "data.differences", "data.window_norm",
                  "data.target_transform", "data.season_length", "model.highway")  # fmt: skip
@@ -146,6 +149,16 @@ class SweepTracker:
         self.phase_loggers.append(logger)
         return logger
 
+    def log_metrics(
+        self, metrics: dict[str, float], trial_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> None:
+        """Queue `metrics` (and `tags`) on trial `trial_id`'s run (None: the parent run), e.g. a cost budget's
+        cost_usd and TAG_BUDGET."""
+        now = int(time.time() * 1000)
+        metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
+        self.callback.start().put(Write("log", trial_id, metrics=metric_list, tags=tag_list))
+
     def log_json(self, data: Any, artifact_file: str) -> None:
         """Queue `data` as the JSON artifact `artifact_file` (e.g. "manifest.json") of the parent run."""
         self.log_text(json.dumps(data, indent=2, default=str), artifact_file)
@@ -156,6 +169,17 @@ class SweepTracker:
         path.write_text(text)
         folder = str(Path(artifact_file).parent).removeprefix(".")
         self.callback.start().put(Write("artifacts", None, source=str(path.parent), artifact_path=folder))
+
+    def log_pareto(self, front: list[dict[str, Any]], objectives: list[tuple[str, str]]) -> None:
+        """Queue PARETO_ARTIFACT (the front's trials and the objectives) on the parent run and tag each front
+        trial's run TAG_PARETO=true. `front`: rows with trial_id, epoch, the objectives and params."""
+        self.log_json(
+            {"objectives": [{"metric": m, "mode": d} for m, d in objectives], "front": front}, PARETO_ARTIFACT
+        )
+        outbox = self.callback.start()
+        for row in front:
+            if row["trial_id"] in outbox.run_ids:
+                outbox.put(Write("log", row["trial_id"], tags=[RunTag(TAG_PARETO, "true")]))
 
     def report_folder(self) -> Path | None:
         """Where the caller writes the sweep's report for `log_results` to upload; None when `tracking.report`
@@ -191,9 +215,12 @@ class SweepTracker:
             local = checkpoint.to_directory(str(self.staging / "checkpoints" / trial_id))
             outbox.put(Write("artifacts", trial_id, source=local, artifact_path="checkpoint"))
 
-    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> None:
+    def log_model(
+        self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int, register: bool = True
+    ) -> None:
         """Queue the winner for the parent run as `model`, a pyfunc predicting from raw rows (`serving.py`),
-        registered as `tracking.register_as` when set. `raw_rows` (a DataFrame of rows the model can answer,
+        registered as `tracking.register_as` when set and `register` (False: search.pick met by no front
+        member, so the model is not the one asked for). `raw_rows` (a DataFrame of rows the model can answer,
         e.g. `serving.raw_example(...)`) becomes its input example and signature.
 
         `model_uri` holds its URI once `finish` has sent it; it stays "" while the server is unreachable: the
@@ -202,7 +229,7 @@ class SweepTracker:
         from lstm_ray.tracking.serving import stage_serving_model  # mlflow.pyfunc and pandas: only when logging
 
         folder = stage_serving_model(self.staging / "model", model, raw_rows, preprocessing, lookback)
-        register_as = (self.cfg.tracking.register_as if self.cfg else None) or ""
+        register_as = (self.cfg.tracking.register_as if self.cfg and register else None) or ""
         self.callback.start().put(Write("model", None, source=str(folder), register_as=register_as))
 
     def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:
@@ -287,6 +314,14 @@ class UntrackedSweep:
     def trial_logger(self, phase: str) -> OutcomeCounter:
         return OutcomeCounter(self.callback.max_epochs)
 
+    def log_metrics(
+        self, metrics: dict[str, float], trial_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> None:
+        pass
+
+    def log_pareto(self, front: list[dict[str, Any]], objectives: list[tuple[str, str]]) -> None:
+        pass
+
     def log_json(self, data: Any, artifact_file: str) -> None:
         pass
 
@@ -299,7 +334,9 @@ class UntrackedSweep:
     def log_results(self, record: Any, results: Any, report: Path | None = None) -> None:
         pass
 
-    def log_model(self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int) -> None:
+    def log_model(
+        self, model: Any, raw_rows: Any, preprocessing: dict[str, Any], lookback: int, register: bool = True
+    ) -> None:
         pass
 
     def finish(self, metrics: dict[str, float], tags: dict[str, str], status: str = "FINISHED") -> bool:

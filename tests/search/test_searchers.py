@@ -16,7 +16,7 @@ CONDITIONAL = {
     "model.dropout": {"uniform": [0.0, 0.3], "when": {"model.num_layers": 2}},
     "train.lr": {"loguniform": [1.0e-3, 3.0e-2]},
 }
-MODEL_BASED = ["hyperopt", "optuna", "bayesopt"]
+MODEL_BASED = ["hyperopt", "optuna", "nsga2", "bayesopt"]
 
 
 def proposals(searcher, n: int, score=lambda config: config["train.lr"], epochs: int = 3) -> list[dict]:
@@ -137,7 +137,7 @@ def test_optuna_is_told_a_stopped_trial_was_pruned(tiny_raw, tmp_path, algorithm
 def test_unknown_names_list_the_valid_ones(tiny_raw, tmp_path):
     cfg = tiny(tiny_raw, tmp_path, space=CONDITIONAL)
     cfg.search.algorithm, cfg.search.scheduler = "nope", "nope"
-    with pytest.raises(ValueError, match="valid: grid, random, hyperopt, optuna, bayesopt"):
+    with pytest.raises(ValueError, match="valid: grid, random, hyperopt, optuna, nsga2, bayesopt"):
         build_searcher(cfg)
     with pytest.raises(ValueError, match="valid: asha, hyperband, median, pbt, fifo"):
         build_scheduler(cfg)
