@@ -3,12 +3,15 @@ resume must leave in MLflow."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import yaml
+from cli_runs import cli, finish
 from conftest import TINY
 from mlflow.tracking import MlflowClient
 
@@ -67,3 +70,16 @@ def wait_for_a_trial_result(results: Path, proc: subprocess.Popen) -> None:
             return
         time.sleep(0.5)
     raise AssertionError("no trial reported within 5 minutes")
+
+
+def interrupted_after_a_result(sweep_file: Path, cwd: Path) -> tuple[subprocess.Popen, str]:
+    """`lstm-ray tune sweep_file` run in `cwd` (storage `results`), Ctrl-C once a trial has reported: the process
+    and its output."""
+    first = cli("tune", str(sweep_file), cwd=cwd)
+    try:
+        wait_for_a_trial_result(cwd / "results", first)
+        os.kill(first.pid, signal.SIGINT)
+        out = finish(first)
+    finally:
+        finish(first)
+    return first, out

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 import yaml
 from cli_runs import cli, finish
 from mlflow.tracking import MlflowClient
-from resume_runs import RESUMED_TRIALS, resumable_sweep, sweep_runs, wait_for_a_trial_result
+from resume_runs import RESUMED_TRIALS, interrupted_after_a_result, resumable_sweep, sweep_runs
 
 
 @pytest.mark.slow
@@ -22,13 +19,7 @@ def test_a_resumed_sweep_counts_what_it_spent_before_the_interruption(tmp_path):
     raw = yaml.safe_load(path.read_text())
     raw["search"] |= {"budget": {"usd": 1.0e6}, "prices": {"cpu_hour": 3600.0}}  # 1 USD a core-second, no cap
     path.write_text(yaml.safe_dump(raw))
-    first = cli("tune", str(path), cwd=tmp_path)
-    try:
-        wait_for_a_trial_result(tmp_path / "results", first)
-        os.kill(first.pid, signal.SIGINT)
-        out = finish(first)
-    finally:
-        finish(first)
+    first, out = interrupted_after_a_result(path, tmp_path)
     assert first.returncode == 130, out[-3000:]
     resumed = cli("resume", "tiny", "--storage", "results", cwd=tmp_path)
     out = finish(resumed)

@@ -21,9 +21,9 @@ from ray.tune import ExperimentAnalysis
 from resume_runs import (
     RESUMED_TRIALS,
     assert_resumed_into_the_same_runs,
+    interrupted_after_a_result,
     resumable_sweep,
     sweep_runs,
-    wait_for_a_trial_result,
 )
 from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
 
@@ -113,13 +113,7 @@ def test_a_checkpoint_deleted_after_the_last_snapshot_does_not_fail_its_trial(tm
     raw = yaml.safe_load(sweep_file.read_text())
     raw["train"]["max_epochs"] = 30  # trials still training at the interrupt
     sweep_file.write_text(yaml.safe_dump(raw))
-    first = cli("tune", str(sweep_file), cwd=tmp_path)
-    try:
-        wait_for_a_trial_result(tmp_path / "results", first)  # the first trial has a checkpoint, 29 epochs to go
-        os.kill(first.pid, signal.SIGINT)
-        out = finish(first)
-    finally:
-        finish(first)
+    first, out = interrupted_after_a_result(sweep_file, tmp_path)  # the first trial has a checkpoint, 29 epochs to go
     assert first.returncode == 130, out[-3000:]
     (folder,) = (tmp_path / "results").iterdir()
     unfinished = [t for t in ExperimentAnalysis(str(folder)).trials if t.status != "TERMINATED" and t.checkpoint]
@@ -160,13 +154,7 @@ def test_an_untracked_sweep_resumes_without_mlflow(tmp_path):
     raw = yaml.safe_load(sweep_file.read_text())
     raw["tracking"]["enabled"] = False
     sweep_file.write_text(yaml.safe_dump(raw))
-    first = cli("tune", str(sweep_file), cwd=tmp_path)
-    try:
-        wait_for_a_trial_result(tmp_path / "results", first)
-        os.kill(first.pid, signal.SIGINT)
-        out = finish(first)
-    finally:
-        finish(first)
+    first, out = interrupted_after_a_result(sweep_file, tmp_path)
     assert first.returncode == 130 and "lstm-ray resume" in out, out[-3000:]
     resumed = cli("resume", "tiny", "--storage", "results", cwd=tmp_path)
     out = finish(resumed)
