@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
 from ray import tune
 
 from lstm_ray.storage import INFO_FILE
@@ -80,8 +79,9 @@ class SweepSigner(tune.Callback):
         if not self._written:
             changed |= self._sign_stored(storage.storage_filesystem, storage.experiment_fs_path)
         if changed or complete:
-            # Into staging as well: Tune's next upload would otherwise put back the copy a resume downloaded.
-            write_signatures(pafs.LocalFileSystem(), staging.as_posix(), self._signatures, self._key, complete)
+            # Not in staging: Tune's uploads, which copy staging over the storage (no atomic write), would put
+            # back the copy a resume downloaded, or leave it cut short by a kill.
+            (staging / SIGNATURES_FILE).unlink(missing_ok=True)
             write_signatures(
                 storage.storage_filesystem, storage.experiment_fs_path, self._signatures, self._key, complete
             )

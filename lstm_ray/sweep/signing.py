@@ -29,6 +29,7 @@ from lstm_ray.errors import ConfigError
 from lstm_ray.storage import as_uri
 
 SIGNATURES_FILE = "lstm-ray-signatures.json"
+PARTIAL = ".partial"  # SIGNATURES_FILE being written, on a local or NFS folder
 KEY_ENV = "LSTM_RAY_RESUME_KEY"  # the key itself, for a cluster whose machines share one secret
 HISTORY = 3  # versions kept per file: Tune uploads a snapshot while the driver signs the next one
 TRUST_FIX = "pass --trust-unsigned if you trust everyone who can write the folder"
@@ -103,8 +104,15 @@ def write_signatures(fs: pafs.FileSystem, root: str, signatures: Signatures, key
     storage holds every file the driver wrote (its final, waited-for upload), so a signed file that goes missing
     afterwards means someone removed it."""
     body = {"complete": complete, "files": signatures.files}
-    with fs.open_output_stream(f"{root}/{SIGNATURES_FILE}") as out:
-        out.write(json.dumps(body | {"mac": _seal(key, body)}, indent=1).encode())
+    document, target = json.dumps(body | {"mac": _seal(key, body)}, indent=1).encode(), f"{root}/{SIGNATURES_FILE}"
+    if not isinstance(fs, pafs.LocalFileSystem):  # an object store shows an object only once it is whole
+        with fs.open_output_stream(target) as out:
+            out.write(document)
+        return
+    # A driver killed mid-write would leave the file cut short, and the sweep refused: write aside, then rename.
+    with fs.open_output_stream(f"{target}{PARTIAL}") as out:
+        out.write(document)
+    fs.move(f"{target}{PARTIAL}", target)
 
 
 def verify_folder(fs: pafs.FileSystem, root: str, key: bytes, shown: str) -> Signatures:

@@ -267,3 +267,38 @@ def test_a_key_folder_that_cannot_be_written_is_one_error(tmp_path, monkeypatch)
     monkeypatch.delenv("LSTM_RAY_RESUME_KEY", raising=False)
     with pytest.raises(ConfigError, match=r"^resume: cannot create the resume key .*; set LSTM_RAY_RESUME_KEY"):
         resume_key(create=True)
+
+
+SIGNING_LOOP = """
+import sys
+import pyarrow.fs as pafs
+from lstm_ray.sweep.signing import Signatures, write_signatures
+signatures, n = Signatures(), 0
+print("writing", flush=True)
+while True:  # ever more files signed, as a sweep's driver signs them
+    n += 1
+    signatures.record(f"t{n}/params.pkl", str(n).encode() * 50, b"k" * 32)
+    write_signatures(pafs.LocalFileSystem(), sys.argv[1], signatures, b"k" * 32, complete=False)
+"""
+
+
+def test_a_driver_killed_while_it_writes_the_signatures_leaves_them_whole(tmp_path):
+    """SIGKILL at random moments of a loop that rewrites the signatures: the file is always a whole, sealed
+    version (it was found empty, refused, after a CI run's driver was killed in the middle of a write)."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lstm_ray.sweep.signing import _read_signatures
+
+    rng = random.Random(0)
+    for _ in range(40):
+        writer = subprocess.Popen([sys.executable, "-c", SIGNING_LOOP, str(tmp_path)], stdout=subprocess.PIPE)
+        assert writer.stdout.readline() == b"writing\n"
+        time.sleep(rng.uniform(0.01, 0.2))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=60)
+        body = _read_signatures(pafs.LocalFileSystem(), str(tmp_path), str(tmp_path), KEY)  # raises if torn
+        assert body["files"]
