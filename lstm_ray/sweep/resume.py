@@ -68,7 +68,7 @@ def resume_sweep(
     data = prepare_sweep_data(cfg)
     slots = prepare_tune(cfg, address, verbose)
     snapshot = tune.ExperimentAnalysis(folder)
-    resumed_from = recover_deleted_checkpoints(snapshot.trials)
+    continues_from = checkpoint_epochs(snapshot.trials) | recover_deleted_checkpoints(snapshot.trials)
     tuner = tune.Tuner.restore(
         folder, trainable(cfg, data), resume_errored=resume_errored, restart_errored=restart_errored
     )
@@ -81,7 +81,7 @@ def resume_sweep(
     else:
         tracker = SweepTracker.reattach(cfg, parent_run_id, logger)
         tracker.forget_trials({trial.trial_id for trial in snapshot.trials})
-        logger.continue_runs(snapshot.trials, saved_results(snapshot), resumed_from)
+        logger.continue_runs(snapshot.trials, saved_results(snapshot), continues_from)
     return complete_sweep(cfg, data, tuner, tracker, slots=slots, verbose=verbose, started=started)
 
 
@@ -143,6 +143,15 @@ def _newest_checkpoint(fs: pafs.FileSystem, trial_folder: str) -> str | None:
         if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
     ]
     return max(found, key=posixpath.basename, default=None)
+
+
+def checkpoint_epochs(trials: list[Any]) -> dict[str, int]:
+    """Trial id -> the epoch of the checkpoint Tune's snapshot restores each unfinished trial from."""
+    return {
+        trial.trial_id: int(trial.latest_checkpoint_result.metrics.get("epoch", 0))
+        for trial in trials
+        if trial.status != "TERMINATED" and trial.latest_checkpoint_result is not None
+    }
 
 
 def saved_results(snapshot: Any) -> dict[str, list[dict[str, Any]]]:

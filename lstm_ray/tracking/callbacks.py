@@ -129,30 +129,31 @@ class TrialLogger(OutcomeCounter):
         return Write("start", trial.trial_id, params=params, tags=tags, run_name=str(trial))
 
     def continue_runs(
-        self, trials: list[Any], saved: dict[str, list[dict[str, Any]]], resumed_from: dict[str, int] | None = None
+        self, trials: list[Any], saved: dict[str, list[dict[str, Any]]], continues_from: dict[str, int] | None = None
     ) -> None:
         """Bring the child runs of a sweep whose driver died in step with Tune's last snapshot of it.
 
-        `trials` are the snapshot's trials, `saved` each trial's results as Tune stored them, `resumed_from` the
-        epoch a trial continues from when that is past the snapshot (its checkpoint there was deleted). The dead
-        driver's outbox may have sent epochs past that point (the resumed trial trains them again: they are not
-        logged twice), or not yet sent epochs or the end of a trial that Tune holds (sent now). The runs a stopped
-        sweep ended KILLED (`interrupt`) are RUNNING again.
+        `trials` are the snapshot's trials, `saved` each trial's results as Tune stored them, `continues_from` the
+        epoch of the checkpoint each unfinished trial restores from. The dead driver's outbox may have sent epochs
+        past that point (the resumed trial trains them again: they are not logged twice), or not yet sent epochs
+        or the end of a trial that Tune holds (sent now). The runs a stopped sweep ended KILLED (`interrupt`) are
+        RUNNING again.
         """
         outbox = self.start()
         for trial in trials:
-            resume_at = max(int((trial.last_result or {}).get("epoch", 0)), (resumed_from or {}).get(trial.trial_id, 0))
             ended = trial.status in ("TERMINATED", "ERROR")
             run_id = outbox.run_ids.get(trial.trial_id)
-            if run_id is None and (resume_at or ended):  # its run was still queued when the driver died
+            start_from = 0 if ended else (continues_from or {}).get(trial.trial_id, 0)
+            last = int((trial.last_result or {}).get("epoch", 0))
+            if run_id is None and (last or start_from or ended):  # its run was still queued when the driver died
                 outbox.started.add(trial.trial_id)
                 outbox.put(self._start_write(trial))
             open_run = run_id is None or _reopen(outbox.client, run_id)
             logged = last_logged_epoch(outbox.client, run_id) if run_id else 0
-            latest = {int(r["epoch"]): r for r in saved.get(trial.trial_id, []) if logged < r["epoch"] <= resume_at}
-            for epoch in sorted(latest):
-                outbox.put(Write("log", trial.trial_id, metrics=trial_metrics(latest[epoch])))
-            self.logged_through[trial.trial_id] = max(logged, resume_at)
+            unsent = _unsent_results(trial, saved.get(trial.trial_id, []), logged, start_from, ended)
+            for epoch in sorted(unsent):
+                outbox.put(Write("log", trial.trial_id, metrics=trial_metrics(unsent[epoch])))
+            self.logged_through[trial.trial_id] = max(logged, start_from, *unsent)
             if ended and open_run:
                 errored = trial.status == "ERROR"
                 outcome = outcomes.outcome_of(trial.last_result, self.max_epochs, errored)
@@ -225,6 +226,22 @@ class TrialLogger(OutcomeCounter):
             metrics = [Metric(key, value, now, 0) for key, value in sizes if np.isfinite(value)]
             self.sized.add(trial.trial_id)
         return Write("end", trial.trial_id, metrics=metrics, tags=tags, status=outcomes.MLFLOW_STATUS[outcome])
+
+
+def _unsent_results(
+    trial: Any, saved: list[dict[str, Any]], logged: int, start_from: int, ended: bool
+) -> dict[int, dict[str, Any]]:
+    """Epoch -> result, for the epochs past `logged` (the last its run holds) that a resumed trial will not train
+    again: up to its snapshot's last result, and past it to the checkpoint it restores from (`start_from`).
+
+    Tune uploads a snapshot as files, one by one: a driver killed mid-upload can leave a snapshot whose last
+    result the stored results lack; the snapshot's own copy stands in for it when the trial will not train that
+    epoch again."""
+    last = int((trial.last_result or {}).get("epoch", 0))
+    unsent = {int(r["epoch"]): r for r in saved if logged < r["epoch"] <= max(last, start_from)}
+    if logged < last and last not in unsent and (ended or last <= start_from):
+        unsent[last] = trial.last_result
+    return unsent
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -30,6 +30,8 @@ from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, s
 from lstm_ray.config import parse_config
 from lstm_ray.errors import ConfigError
 from lstm_ray.storage import find_sweep, load_resume_info, save_resume_info
+from lstm_ray.sweep.resume import checkpoint_epochs
+from lstm_ray.sweep.trainable import load_checkpoint_state
 
 
 def test_a_name_finds_its_latest_sweep_folder(tmp_path, tiny_config):
@@ -118,6 +120,8 @@ def test_a_checkpoint_deleted_after_the_last_snapshot_does_not_fail_its_trial(tm
     (folder,) = (tmp_path / "results").iterdir()
     unfinished = [t for t in ExperimentAnalysis(str(folder)).trials if t.status != "TERMINATED" and t.checkpoint]
     assert unfinished, "no trial was interrupted after its first checkpoint"
+    restored_from = {t.trial_id: load_checkpoint_state(t.checkpoint)["epoch"] for t in unfinished}
+    assert checkpoint_epochs(ExperimentAnalysis(str(folder)).trials) == restored_from
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     stopped = assert_no_run_left_running(client)
     assert unfinished[0].trial_id in stopped  # KILLED while it trained, to be continued

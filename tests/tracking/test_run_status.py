@@ -112,5 +112,32 @@ def test_a_stopped_sweep_ends_its_training_trials_killed_and_a_resume_continues_
     assert len(children(client, logger)) == 2
 
 
+def test_a_snapshot_that_outran_the_stored_results_loses_no_epoch(logger):
+    """The driver died while Tune uploaded its snapshot: the snapshot's last result of each trial is one epoch past
+    the results stored with it and sent to MLflow. A trial that trains that epoch again logs it then; one that
+    will not (finished, or restored from that epoch's checkpoint) logs the snapshot's copy."""
+    retrains, restored_at_last, finished = trials = [trial("retrains"), trial("restored_at_last"), trial("finished")]
+    for t, epochs in zip(trials, (2, 2, 3), strict=True):
+        logger.on_trial_start(0, trials, t)
+        train(logger, t, range(1, epochs + 1))
+        t.update_last_result({"epoch": epochs + 1, "train_loss": 1.0 / (epochs + 1), "val_rmse": 2.0 / (epochs + 1)})
+    finished.set_status(Trial.TERMINATED)
+    saved = {t.trial_id: [{"epoch": float(e)} for e in range(1, 3)] for t in trials}
+    assert logger.start().flush(60)
+
+    resumed = pickle.loads(pickle.dumps(logger))
+    resumed.continue_runs(trials, saved, {"retrains": 2, "restored_at_last": 3})
+    train(resumed, retrains, range(3, MAX_EPOCHS + 1))
+    train(resumed, restored_at_last, range(4, MAX_EPOCHS + 1))
+    for t in trials[:2]:
+        resumed.on_trial_complete(MAX_EPOCHS, trials, t)
+    client = resumed.start().client
+    for t in trials:
+        run = run_of(resumed, t.trial_id)
+        history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_rmse"))
+        assert history == [(epoch, 2.0 / epoch) for epoch in range(1, MAX_EPOCHS + 1)], t.trial_id
+        assert run.info.status == "FINISHED" and run.data.tags["lstm_ray.outcome"] == "completed"
+
+
 def children(client, logger: TrialLogger) -> list:
     return client.search_runs([logger.experiment_id], f"tags.`mlflow.parentRunId` = '{logger.parent_run_id}'")
