@@ -47,6 +47,21 @@ def reported(experiment_path: str | Path, first_of_each_epoch: bool = False) -> 
     return {trial: {key: sorted(values) for key, values in metrics.items()} for trial, metrics in out.items()}
 
 
+def with_snapshot(history: History, last_results: dict[str, dict]) -> History:
+    """`history` (from `reported`) with each trial's last result in a snapshot of the sweep where its results lack
+    that epoch: Tune uploads a snapshot file by file, so a driver killed mid-upload can leave a snapshot whose
+    last results are ahead of the stored results files."""
+    out = {trial: {key: list(values) for key, values in metrics.items()} for trial, metrics in history.items()}
+    for trial, result in last_results.items():
+        if "epoch" not in result:  # a trial that had not reported an epoch yet
+            continue
+        for key, values in out.get(trial, {}).items():
+            if result["epoch"] not in {epoch for epoch, _ in values} and key in result:
+                values.append((int(result["epoch"]), float(result[key])))
+                values.sort()
+    return out
+
+
 def logged(client: MlflowClient, parent_run_id: str, keys: History | None = None) -> History:
     """The same from the child runs of `parent_run_id`: for each trial, the metrics `keys` has for it (default:
     every train_* and val_* metric of its run)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from cli_runs import cli, finish
 from mlflow.tracking import MlflowClient
+from ray.tune import ExperimentAnalysis
 from resume_runs import RESUMED_TRIALS, assert_resumed_into_the_same_runs, resumable_sweep, sweep_runs
-from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder
+from tracked_metrics import epochs_once_each, logged, parent_run_id, reported, sweep_folder, with_snapshot
 from tune_runs import kill_session
 
 from chaos.sweeps import run_cli, tune_rows, wait_until
@@ -45,13 +46,14 @@ def test_a_sigkilled_driver_resumes_into_the_same_runs(cluster, mlflow_server, t
     assert parents[0].info.status == "RUNNING"  # nobody could close it
     (folder,) = (tmp_path / "results").iterdir()
     assert (folder / INFO_FILE).is_file()
+    snapshot = {t.trial_id: t.last_result for t in ExperimentAnalysis(str(folder)).trials if t.last_result}
 
     code, out = run_cli(cluster, "resume", "tiny", "--storage", str(tmp_path / "results"), cwd=tmp_path)
     assert code == 0 and f"Sweep tiny: {RESUMED_TRIALS} trials" in out, out[-3000:]
     assert_resumed_into_the_same_runs(client, out)
     # Each run holds every epoch Tune recorded, once, with a value Tune recorded (Tune's own record holds an epoch
     # twice when it was trained before the kill and again after the resume, from an older snapshot).
-    truth = reported(sweep_folder(out))
+    truth = with_snapshot(reported(sweep_folder(out)), snapshot)
     history = logged(client, parent_run_id(out), truth)
     assert epochs_once_each(history)
     for trial, metrics in history.items():
