@@ -231,8 +231,8 @@ class TrialLogger(OutcomeCounter):
 def _unsent_results(
     trial: Any, saved: list[dict[str, Any]], logged: int, start_from: int, ended: bool
 ) -> dict[int, dict[str, Any]]:
-    """Epoch -> result, for the epochs past `logged` (the last its run holds) that a resumed trial will not train
-    again: up to its snapshot's last result, and past it to the checkpoint it restores from (`start_from`).
+    """Epoch -> result, for the epochs past `logged` (the last its run holds) that Tune stored, up to the later of
+    the snapshot's last result and the checkpoint the trial restores from (`start_from`).
 
     Tune uploads a snapshot as files, one by one: a driver killed mid-upload can leave a snapshot whose last
     result the stored results lack; the snapshot's own copy stands in for it when the trial will not train that
