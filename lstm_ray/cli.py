@@ -19,10 +19,15 @@ from pathlib import Path
 
 from lstm_ray.errors import ERROR_LINE_LIMIT, ConfigError, one_line
 from lstm_ray.outcomes import SweepFailed, reason_lines
+from lstm_ray.process_exit import exit_with
 from lstm_ray.redaction import redact, split_credentials
 
 EXIT_BAD_INPUT = 2
 EXIT_SWEEP_FAILED = 1  # the sweep ran but no trial reported its metric
+
+
+def run() -> None:
+    exit_with(main())  # the `lstm-ray` command; process_exit says why it ends the process itself
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,4 +397,4 @@ def absolute_tracking_uri(uri: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -11,8 +11,9 @@ from tune_runs import kill_session
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     # Runs main() and then reports whether Ray was imported, to prove no Ray is started for bad input.
     code = (
-        "import sys; from lstm_ray.cli import main; rc = main(sys.argv[1:]); "
-        "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY', file=sys.stderr); sys.exit(rc)"
+        "import sys; from lstm_ray.cli import main; from lstm_ray.process_exit import exit_with; "
+        "rc = main(sys.argv[1:]); "
+        "print('RAY_IMPORTED' if 'ray' in sys.modules else 'NO_RAY', file=sys.stderr); exit_with(rc)"
     )
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 

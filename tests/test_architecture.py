@@ -2,7 +2,7 @@
 
 Each subpackage is one layer; imports point down this list, never up (docs/architecture.md):
 cli and the public API -> cluster/ -> sweep/ -> reports/ -> tracking/ -> search/ -> train/ -> data/ -> storage.py
--> config/ -> errors.py and outcomes.py (base modules that import nothing of lstm_ray). storage.py (sweep folders,
+-> config/ -> the base modules that import nothing of lstm_ray (`BASE`). storage.py (sweep folders,
 path -> URI) sits under every layer that writes results and over the config it reads. Function-level imports
 count like any other: a circle hidden inside a function is still a circle.
 """
@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lstm_ray"
 
 # Highest first. A module may import its own layer and the layers after it.
 LAYERS = ("api", "cluster", "sweep", "reports", "tracking", "search", "train", "data", "storage", "config", "base")
-BASE = {"errors", "outcomes", "redaction"}
+BASE = {"errors", "outcomes", "process_exit", "redaction"}
 API = {"__init__", "api", "cli", "serving"}  # serving.py: the old import path of the pickled model class, a shim
 MAX_LINES = 400
 
